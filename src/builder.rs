@@ -1,0 +1,122 @@
+//! [`Builder`]: one place to configure either executor.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::hook::HookFn;
+use crate::{Backtraces, Executor, LocalExecutor, TaskError, UnhandledPolicy};
+
+/// Configures and builds an [`Executor`] (`build`) or a [`LocalExecutor`] (`build_local`).
+///
+/// # Examples
+///
+/// ```
+/// use warden::{Backtraces, Builder, UnhandledPolicy};
+///
+/// let ex = Builder::new()
+///     .worker_threads(2)
+///     .thread_name("app-worker")
+///     .on_unhandled(|err| eprintln!("unobserved: {err}"))
+///     .unhandled_policy(UnhandledPolicy::Continue)
+///     .backtraces(Backtraces::Always)
+///     .build();
+/// assert_eq!(ex.block_on(ex.spawn(async { 1 })).unwrap(), 1);
+/// ```
+#[derive(Clone)]
+pub struct Builder {
+    pub(crate) worker_threads: Option<usize>,
+    pub(crate) thread_name: String,
+    pub(crate) hook: Option<Arc<HookFn>>,
+    pub(crate) policy: UnhandledPolicy,
+    pub(crate) backtraces: Backtraces,
+}
+
+impl Builder {
+    /// The defaults: one worker per core, threads named `warden-worker-N`, the default
+    /// hook (logs through `log::error!`), [`UnhandledPolicy::Continue`],
+    /// [`Backtraces::Always`].
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            thread_name: "warden-worker".to_owned(),
+            hook: None,
+            policy: UnhandledPolicy::Continue,
+            backtraces: Backtraces::Always,
+        }
+    }
+
+    /// How many worker threads the multi-threaded executor starts (ignored by
+    /// `build_local`).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0: a pool without workers would never run a task.
+    pub fn worker_threads(mut self, n: usize) -> Builder {
+        assert!(n > 0, "warden: worker_threads must be at least 1");
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// The prefix of worker thread names; workers are named `{name}-0`, `{name}-1`, ...
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// The loop-level error hook: called exactly once with every failure that nobody will
+    /// observe (see [`TaskError`] and the crate doc's "Nothing lost, nothing twice").
+    ///
+    /// It runs on whichever thread let go of the failure last (a worker, or the thread that
+    /// dropped a handle); a panic inside it is caught and logged.
+    pub fn on_unhandled<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&TaskError) + Send + Sync + 'static,
+    {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// What to do after the hook has seen an unobserved failure.
+    pub fn unhandled_policy(mut self, policy: UnhandledPolicy) -> Builder {
+        self.policy = policy;
+        self
+    }
+
+    /// When to capture backtraces of panicking tasks.
+    pub fn backtraces(mut self, backtraces: Backtraces) -> Builder {
+        self.backtraces = backtraces;
+        self
+    }
+
+    /// Builds the multi-threaded executor and starts its workers.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start a thread.
+    pub fn build(&self) -> Executor {
+        Executor::from_builder(self)
+    }
+
+    /// Builds a single-threaded executor owned by the current thread.
+    pub fn build_local(&self) -> LocalExecutor {
+        LocalExecutor::from_builder(self)
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("worker_threads", &self.worker_threads)
+            .field("thread_name", &self.thread_name)
+            .field("on_unhandled", &self.hook.as_ref().map(|_| "<custom>"))
+            .field("unhandled_policy", &self.policy)
+            .field("backtraces", &self.backtraces)
+            .finish()
+    }
+}

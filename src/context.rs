@@ -1,0 +1,125 @@
+//! Thread-local context: which executor this thread is driving, which task is being
+//! polled, and the guard that turns a nested `block_on` into a clear panic instead of a
+//! deadlock.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use crate::handle::Handle;
+use crate::task::TaskId;
+
+thread_local! {
+    /// The executor whose tasks run on this thread: what `warden::spawn` targets.
+    static EXECUTOR: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    /// The task being polled on this thread, if any.
+    static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
+    /// `true` while this thread drives an executor (`block_on`, a worker loop, `try_tick`).
+    static DRIVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Re-entry: this thread already drives an executor.
+#[derive(Debug)]
+pub(crate) struct EnterError;
+
+impl fmt::Display for EnterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an execution scope has already been entered")
+    }
+}
+
+impl std::error::Error for EnterError {}
+
+/// Restores the thread's previous context when dropped.
+pub(crate) struct Entered {
+    previous: Option<Handle>,
+    was_driving: bool,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = EXECUTOR.try_with(|e| *e.borrow_mut() = previous);
+        let _ = DRIVING.try_with(|d| d.set(self.was_driving));
+    }
+}
+
+fn try_enter(handle: Handle) -> Result<Entered, EnterError> {
+    if DRIVING.with(Cell::get) {
+        return Err(EnterError);
+    }
+    DRIVING.with(|d| d.set(true));
+    Ok(Entered {
+        previous: EXECUTOR.with(|e| e.borrow_mut().replace(handle)),
+        was_driving: false,
+    })
+}
+
+/// Marks this thread as driving `handle`'s executor.
+///
+/// # Panics
+///
+/// If this thread already drives an executor: blocking there would deadlock it. The message
+/// names `what` (`block_on`, `try_tick`, ...).
+#[track_caller]
+pub(crate) fn enter(handle: Handle, what: &str) -> Entered {
+    match try_enter(handle) {
+        Ok(entered) => entered,
+        Err(err) => match current_task() {
+            Some(task) => panic!(
+                "warden: `{what}` was called from inside task {task} ({err}); blocking inside a \
+                 task would deadlock its executor. Await the future instead, or spawn it and \
+                 await its JoinHandle."
+            ),
+            None => panic!(
+                "warden: `{what}` was called while this thread already drives a warden \
+                 executor, inside another `block_on` ({err}); nested blocking would deadlock. \
+                 Await the future instead."
+            ),
+        },
+    }
+}
+
+/// Makes `handle` the current executor without claiming the thread (used while shutdown
+/// drops futures, which may run on a thread that drives another executor).
+pub(crate) fn set_current(handle: Handle) -> Entered {
+    Entered {
+        previous: EXECUTOR.with(|e| e.borrow_mut().replace(handle)),
+        was_driving: DRIVING.with(Cell::get),
+    }
+}
+
+/// The executor this thread drives, if any.
+pub(crate) fn current() -> Option<Handle> {
+    EXECUTOR.try_with(|e| e.borrow().clone()).ok().flatten()
+}
+
+/// The current executor, or a panic that says none is running.
+#[track_caller]
+pub(crate) fn expect_current(what: &str) -> Handle {
+    match current() {
+        Some(handle) => handle,
+        None => panic!(
+            "warden: `{what}` was called but no warden executor is running on this thread. \
+             Call it from inside `block_on` or a task, or use an executor or Handle directly \
+             (`ex.spawn(..)`, `handle.spawn(..)`)."
+        ),
+    }
+}
+
+/// Sets the task being polled, for the duration of the guard.
+pub(crate) struct TaskGuard(Option<TaskId>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        let _ = TASK.try_with(|t| t.set(self.0));
+    }
+}
+
+pub(crate) fn enter_task(id: TaskId) -> TaskGuard {
+    TaskGuard(TASK.with(|t| t.replace(Some(id))))
+}
+
+/// The task being polled on this thread, if any.
+pub(crate) fn current_task() -> Option<TaskId> {
+    TASK.try_with(Cell::get).ok().flatten()
+}

@@ -1,0 +1,623 @@
+//! What a failure is: [`TaskError`], [`GroupError`], [`CancelReason`], and the panic hook
+//! that captures a panic's message, location and backtrace while a task is being polled.
+//!
+//! # Why a panic hook
+//!
+//! `catch_unwind` hands back only the payload: the *where* (file, line, backtrace) is
+//! known only inside the panic hook, at the moment of the panic, before unwinding starts.
+//! So warden installs one hook, once per process, chained in front of whatever hook was
+//! there before:
+//!
+//! * while a task's `poll` (or its destructor, during cancellation) runs on this thread, the
+//!   hook records message, [`Location`] and, as configured by [`Backtraces`], a
+//!   [`Backtrace`] into a thread-local slot, and prints nothing: the failure will reach a
+//!   handle, a group or the error hook instead, and printing it here would report it twice;
+//! * every other panic goes to the previous hook unchanged.
+//!
+//! The harness takes the record after `catch_unwind` returns and builds a [`TaskError`]
+//! from it. Backtraces are captured unresolved; symbols are resolved only when one is
+//! displayed (`{:#}`), which keeps a panicking task cheap.
+
+use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::cell::Cell;
+use std::error::Error;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, Once};
+
+use crate::task::{TaskId, TaskInfo};
+
+/// A boxed error that can cross threads: what a group task's `Err` is turned into.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// When to capture a backtrace for a panicking task. Set with
+/// [`Builder::backtraces`](crate::Builder::backtraces).
+///
+/// Capturing costs a stack walk at the moment of the panic (symbols are resolved only when
+/// the backtrace is displayed), so a program that panics on purpose very often may want
+/// [`Backtraces::Off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backtraces {
+    /// Never capture.
+    Off,
+    /// Capture when `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` ask for it, as `std` does.
+    Env,
+    /// Always capture (the default): a failure report without its trace is the problem the
+    /// asyncio guide warns about ("bubbling exceptions lose their tracebacks").
+    #[default]
+    Always,
+}
+
+/// Why a task was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use warden::CancelReason;
+///
+/// let ex = warden::LocalExecutor::new();
+/// let handle = ex.spawn(std::future::pending::<()>());
+/// handle.cancel_with("no longer needed");
+/// let err = ex.block_on(handle).unwrap_err();
+/// assert_eq!(
+///     err.cancel_reason(),
+///     Some(&CancelReason::Explicit(Some("no longer needed".into())))
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelReason {
+    /// `cancel()` (`None`) or `cancel_with(msg)` (`Some(msg)`) on a handle or a group.
+    Explicit(Option<String>),
+    /// Another member of the same group failed first; this is its id.
+    SiblingFailed(TaskId),
+    /// The group's timeout or deadline passed.
+    Deadline,
+    /// An enclosing group was cancelled.
+    ParentCancelled,
+    /// The group was dropped without `join`.
+    GroupDropped,
+    /// The executor shut down (explicitly, by being dropped, or by
+    /// [`UnhandledPolicy::Shutdown`](crate::UnhandledPolicy::Shutdown)).
+    Shutdown,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CancelReason::Explicit(None) => f.write_str("cancelled explicitly"),
+            CancelReason::Explicit(Some(msg)) => write!(f, "cancelled: {msg}"),
+            CancelReason::SiblingFailed(id) => write!(f, "sibling task {id} failed"),
+            CancelReason::Deadline => f.write_str("the group's deadline passed"),
+            CancelReason::ParentCancelled => f.write_str("the parent group was cancelled"),
+            CancelReason::GroupDropped => f.write_str("the group was dropped without join"),
+            CancelReason::Shutdown => f.write_str("the executor shut down"),
+        }
+    }
+}
+
+/// Where a panic happened: an owned copy of [`std::panic::Location`].
+///
+/// (The panic hook only lends the location for the duration of the hook, so warden keeps
+/// its own copy.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Location {
+    file: Arc<str>,
+    line: u32,
+    column: u32,
+}
+
+impl Location {
+    fn from_std(loc: &panic::Location<'_>) -> Location {
+        Location {
+            file: Arc::from(loc.file()),
+            line: loc.line(),
+            column: loc.column(),
+        }
+    }
+
+    /// The source file, as `file!()` spells it.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The line, starting at 1.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The column, starting at 1.
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Why a task did not produce its value: it panicked, its body returned `Err` (group tasks),
+/// or it was cancelled.
+///
+/// A `TaskError` keeps everything a person needs to find the cause: the task's
+/// [`TaskInfo`] (id, name, spawn site, parent, group), and for a panic its message,
+/// [`Location`] and [`Backtrace`]. It is cheap to clone (one shared allocation), `Send +
+/// Sync + 'static`, and implements [`std::error::Error`], so it travels with `?`.
+///
+/// `Display` is one line; the alternate form `{:#}` adds the backtrace (for a panic) or
+/// the error's `source()` chain (for an `Err`).
+///
+/// # Examples
+///
+/// ```
+/// let ex = warden::LocalExecutor::new();
+/// let handle = ex.spawn_named("fetch-user", async {
+///     panic!("connection reset");
+/// });
+/// let err = ex.block_on(handle).unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.panic_message(), Some("connection reset"));
+/// let line = err.to_string();
+/// assert!(line.starts_with("task 'fetch-user' #"));
+/// assert!(line.ends_with("panicked at src/lib.rs:5:5: connection reset") || line.contains("panicked at"));
+/// ```
+#[derive(Clone)]
+pub struct TaskError {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    task: TaskInfo,
+    repr: Repr,
+}
+
+enum Repr {
+    Panic {
+        message: String,
+        location: Option<Location>,
+        backtrace: Option<Backtrace>,
+        /// The original payload, for `resume_unwind`. Taken at most once; the `Mutex` makes
+        /// the `Send`-only payload shareable between clones.
+        payload: Mutex<Option<Box<dyn Any + Send>>>,
+    },
+    Error(BoxError),
+    Cancelled(CancelReason),
+}
+
+impl TaskError {
+    #[cold]
+    pub(crate) fn from_panic(task: TaskInfo, payload: Box<dyn Any + Send>) -> TaskError {
+        let captured = take_captured();
+        let message = match captured.as_ref() {
+            Some(c) => c.message.clone(),
+            None => payload_message(&*payload),
+        };
+        let (location, backtrace) = match captured {
+            Some(c) => (Some(c.location), c.backtrace),
+            None => (None, None),
+        };
+        TaskError::new(
+            task,
+            Repr::Panic {
+                message,
+                location,
+                backtrace,
+                payload: Mutex::new(Some(payload)),
+            },
+        )
+    }
+
+    pub(crate) fn from_error(task: TaskInfo, error: BoxError) -> TaskError {
+        TaskError::new(task, Repr::Error(error))
+    }
+
+    pub(crate) fn cancelled(task: TaskInfo, reason: CancelReason) -> TaskError {
+        TaskError::new(task, Repr::Cancelled(reason))
+    }
+
+    fn new(task: TaskInfo, repr: Repr) -> TaskError {
+        TaskError {
+            inner: Arc::new(Inner { task, repr }),
+        }
+    }
+
+    /// The task that failed: id, name, spawn site, parent and group.
+    pub fn task(&self) -> &TaskInfo {
+        &self.inner.task
+    }
+
+    /// `true` if the task panicked (in `poll`, or in its destructor during cancellation).
+    pub fn is_panic(&self) -> bool {
+        matches!(self.inner.repr, Repr::Panic { .. })
+    }
+
+    /// `true` if the task's body returned `Err` (only group tasks can: see
+    /// [`Outcome`](crate::Outcome)).
+    pub fn is_error(&self) -> bool {
+        matches!(self.inner.repr, Repr::Error(_))
+    }
+
+    /// `true` if the task was cancelled. Cancellation is not a failure: it never reaches
+    /// the error hook.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.inner.repr, Repr::Cancelled(_))
+    }
+
+    /// `true` for panics and errors, the outcomes that count as failures.
+    pub fn is_failure(&self) -> bool {
+        !self.is_cancelled()
+    }
+
+    /// The panic's message (`&str` and `String` payloads; other payloads read
+    /// `Box<dyn Any>`), or `None` if this is not a panic.
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.inner.repr {
+            Repr::Panic { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Where the panic happened, or `None` if this is not a panic or the location could not
+    /// be captured (another panic hook replaced warden's).
+    pub fn location(&self) -> Option<&Location> {
+        match &self.inner.repr {
+            Repr::Panic { location, .. } => location.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The backtrace captured at the panic, if [`Backtraces`] allowed one.
+    pub fn backtrace(&self) -> Option<&Backtrace> {
+        match &self.inner.repr {
+            Repr::Panic {
+                backtrace: Some(bt),
+                ..
+            } if bt.status() == BacktraceStatus::Captured => Some(bt),
+            _ => None,
+        }
+    }
+
+    /// Why the task was cancelled, or `None` if it was not.
+    pub fn cancel_reason(&self) -> Option<&CancelReason> {
+        match &self.inner.repr {
+            Repr::Cancelled(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The task's own error, if its body returned `Err(e)` and `e` is an `E`: the warden
+    /// spelling of asyncio's `except E`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io;
+    ///
+    /// let ex = warden::LocalExecutor::new();
+    /// let group = ex.group();
+    /// let handle = group.spawn(async {
+    ///     Err::<(), _>(io::Error::new(io::ErrorKind::NotFound, "no such user"))
+    /// });
+    /// let err = ex.block_on(handle).unwrap_err();
+    /// let io_err = err.downcast_ref::<io::Error>().expect("an io::Error");
+    /// assert_eq!(io_err.kind(), io::ErrorKind::NotFound);
+    /// # drop(group);
+    /// ```
+    pub fn downcast_ref<E: Error + 'static>(&self) -> Option<&E> {
+        match &self.inner.repr {
+            Repr::Error(err) => err.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+
+    /// The original panic payload, to re-raise it with [`std::panic::resume_unwind`].
+    ///
+    /// The payload is kept once and shared by all clones of this error: the first call
+    /// takes it. Later calls, and calls on errors and cancellations, return a `String`
+    /// with the message (the panic message, or this error's one-line `Display`).
+    pub fn into_panic(self) -> Box<dyn Any + Send> {
+        match &self.inner.repr {
+            Repr::Panic {
+                payload, message, ..
+            } => {
+                let taken = payload.lock().unwrap_or_else(|e| e.into_inner()).take();
+                taken.unwrap_or_else(|| Box::new(message.clone()))
+            }
+            _ => Box::new(self.to_string()),
+        }
+    }
+
+    fn write_head(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let task = &self.inner.task;
+        write!(f, "{} (spawned at {})", task, task.spawned_at())
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_head(f)?;
+        match &self.inner.repr {
+            Repr::Panic {
+                message, location, ..
+            } => {
+                match location {
+                    Some(loc) => write!(f, " panicked at {loc}: {message}")?,
+                    None => write!(f, " panicked: {message}")?,
+                }
+                if f.alternate() {
+                    match self.backtrace() {
+                        Some(bt) => write!(f, "\nstack backtrace:\n{bt}")?,
+                        None => f.write_str("\n(no backtrace captured; see warden::Backtraces)")?,
+                    }
+                }
+                Ok(())
+            }
+            Repr::Error(err) => {
+                write!(f, " failed: {err}")?;
+                if f.alternate() {
+                    let mut source = err.source();
+                    while let Some(cause) = source {
+                        write!(f, "\ncaused by: {cause}")?;
+                        source = cause.source();
+                    }
+                }
+                Ok(())
+            }
+            Repr::Cancelled(reason) => write!(f, " was cancelled: {reason}"),
+        }
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.inner.task.id();
+        match &self.inner.repr {
+            Repr::Panic {
+                message, location, ..
+            } => {
+                let mut t = f.debug_tuple("TaskError::Panic");
+                t.field(&id).field(message);
+                if let Some(loc) = location {
+                    t.field(&format_args!("{loc}"));
+                }
+                t.finish()
+            }
+            Repr::Error(err) => f.debug_tuple("TaskError::Error").field(&id).field(err).finish(),
+            Repr::Cancelled(reason) => f
+                .debug_tuple("TaskError::Cancelled")
+                .field(&id)
+                .field(reason)
+                .finish(),
+        }
+    }
+}
+
+impl Error for TaskError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.inner.repr {
+            Repr::Error(err) => Some(&**err),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a panic payload, as `std`'s hook would print it.
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Panic capture.
+
+/// What the hook recorded about the last panic on this thread inside [`catch_panics`].
+struct Captured {
+    message: String,
+    location: Location,
+    backtrace: Option<Backtrace>,
+}
+
+thread_local! {
+    /// `Some(mode)` while task code runs inside [`catch_panics`] on this thread.
+    static CAPTURING: Cell<Option<Backtraces>> = const { Cell::new(None) };
+    /// The record of the last panic caught while capturing.
+    static CAPTURED: Cell<Option<Box<Captured>>> = const { Cell::new(None) };
+}
+
+/// Installs warden's panic hook, once per process, in front of the current hook.
+pub(crate) fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            match CAPTURING.try_with(Cell::get).ok().flatten() {
+                Some(mode) => {
+                    let message = match info.payload_as_str() {
+                        Some(s) => s.to_owned(),
+                        None => "Box<dyn Any>".to_owned(),
+                    };
+                    let location = info
+                        .location()
+                        .map(Location::from_std)
+                        .unwrap_or_else(|| Location {
+                            file: Arc::from("<unknown>"),
+                            line: 0,
+                            column: 0,
+                        });
+                    let backtrace = match mode {
+                        Backtraces::Off => None,
+                        Backtraces::Env => Some(Backtrace::capture()),
+                        Backtraces::Always => Some(Backtrace::force_capture()),
+                    };
+                    let record = Captured {
+                        message,
+                        location,
+                        backtrace,
+                    };
+                    let _ = CAPTURED.try_with(|c| c.set(Some(Box::new(record))));
+                }
+                None => previous(info),
+            }
+        }));
+    });
+}
+
+/// Runs task code `f`, catching a panic. While `f` runs, the panic hook records instead of
+/// printing; the record is picked up by [`TaskError::from_panic`].
+pub(crate) fn catch_panics<R>(
+    mode: Backtraces,
+    f: impl FnOnce() -> R,
+) -> Result<R, Box<dyn Any + Send>> {
+    struct Restore(Option<Backtraces>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CAPTURING.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CAPTURING.with(|c| c.replace(Some(mode))));
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+fn take_captured() -> Option<Captured> {
+    CAPTURED.try_with(Cell::take).ok().flatten().map(|b| *b)
+}
+
+/// Drops `value`, catching a panic from its destructor. A caught panic is logged, since
+/// there is nobody left to hand it to (used for outputs nobody will read).
+pub(crate) fn drop_logged<V>(value: V, task: &TaskInfo, what: &str) {
+    if let Err(payload) = catch_panics(Backtraces::Off, move || drop(value)) {
+        let _ = take_captured();
+        log::error!(
+            target: "warden",
+            "{task} (spawned at {}): the destructor of its {what} panicked: {}",
+            task.spawned_at(),
+            payload_message(&*payload)
+        );
+        // A payload whose own destructor panics would escape here; forget it instead.
+        std::mem::forget(payload);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// GroupError.
+
+/// Every failure of a [`TaskGroup`](crate::TaskGroup), returned by
+/// [`TaskGroup::join`](crate::TaskGroup::join): the warden spelling of asyncio's
+/// `ExceptionGroup`.
+///
+/// It holds the failures in the order they happened, how many members were cancelled, and
+/// why the group was cancelled, if it was. Its `Display` lists every failure, one per line;
+/// `source()` is the first failure.
+///
+/// # Examples
+///
+/// ```
+/// let ex = warden::LocalExecutor::new();
+/// let report = ex.block_on(async {
+///     let group = warden::TaskGroup::new();
+///     group.spawn_named("ok", async {}).detach();
+///     group.spawn_named("bad", async { Err::<(), _>("boom") }).detach();
+///     group.join().await
+/// });
+/// let err = report.unwrap_err();
+/// assert_eq!(err.failures().len(), 1);
+/// assert_eq!(err.first().unwrap().task().name(), Some("bad"));
+/// ```
+#[derive(Clone)]
+pub struct GroupError {
+    group: crate::task::GroupId,
+    failures: Vec<TaskError>,
+    cancelled: usize,
+    reason: Option<CancelReason>,
+}
+
+impl GroupError {
+    pub(crate) fn new(
+        group: crate::task::GroupId,
+        failures: Vec<TaskError>,
+        cancelled: usize,
+        reason: Option<CancelReason>,
+    ) -> GroupError {
+        GroupError {
+            group,
+            failures,
+            cancelled,
+            reason,
+        }
+    }
+
+    /// The first failure, or `None` when the group only had cancellations (it was
+    /// cancelled, or timed out, with no member failing).
+    pub fn first(&self) -> Option<&TaskError> {
+        self.failures.first()
+    }
+
+    /// Every failure, in the order they happened.
+    pub fn failures(&self) -> &[TaskError] {
+        &self.failures
+    }
+
+    /// How many members ended cancelled.
+    pub fn cancelled(&self) -> usize {
+        self.cancelled
+    }
+
+    /// Why the group was cancelled, if it was.
+    pub fn reason(&self) -> Option<&CancelReason> {
+        self.reason.as_ref()
+    }
+
+    /// The group's id.
+    pub fn group(&self) -> crate::task::GroupId {
+        self.group
+    }
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.failures.len();
+        write!(
+            f,
+            "{} failed: {} failure{}, {} cancelled",
+            self.group,
+            n,
+            if n == 1 { "" } else { "s" },
+            self.cancelled
+        )?;
+        if let Some(reason) = &self.reason {
+            write!(f, " ({reason})")?;
+        }
+        for (i, failure) in self.failures.iter().enumerate() {
+            if f.alternate() {
+                write!(f, "\n  {}. {:#}", i + 1, failure)?;
+            } else {
+                write!(f, "\n  {}. {}", i + 1, failure)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupError")
+            .field("group", &self.group)
+            .field("failures", &self.failures)
+            .field("cancelled", &self.cancelled)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl Error for GroupError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.failures.first().map(|e| e as &(dyn Error + 'static))
+    }
+}

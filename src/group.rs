@@ -1,0 +1,449 @@
+//! [`TaskGroup`]: structured concurrency with first-class failure.
+//!
+//! A group is asyncio's "cancel the siblings when one fails" and "a top-level handler
+//! around `gather`", done by the executor:
+//!
+//! * **Cancel flag.** A group has one flag (a `OnceLock<CancelReason>`: set once, read with
+//!   one atomic load). The harness reads it before *every* poll of every member; a member
+//!   whose group is cancelled is dropped instead of polled. Cancelling also wakes every
+//!   unfinished member, so this happens at once, even for members waiting forever.
+//! * **First failure.** A member's panic or `Err` sets the flag with
+//!   [`CancelReason::SiblingFailed`] (unless the group is a supervisor); later failures are
+//!   still collected.
+//! * **Nesting.** A child group is cancelled with [`CancelReason::ParentCancelled`] when
+//!   its parent is, and passes that on to its own children, so a member only ever checks
+//!   its own group's flag.
+//! * **Join.** [`TaskGroup::join`] waits for every member and reports every failure in a
+//!   [`GroupError`]. It observes each failure (see `hook.rs`), so the error hook does not
+//!   see them; a group dropped without `join` lets go of its failures, and those whose
+//!   handles were not read either go to the hook, once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_task::ArcWake;
+
+use crate::context;
+use crate::failure::{CancelReason, GroupError, TaskError};
+use crate::handle::Handle;
+use crate::hook::FailureWatch;
+use crate::outcome::{self, Outcome};
+use crate::task::{GroupId, GroupLink, JoinHandle, MemberExit, SpawnSpec, TaskId, TaskRef};
+
+/// A set of tasks that succeed or fail together.
+///
+/// Members are spawned with [`spawn`](TaskGroup::spawn); their future's output is an
+/// [`Outcome`] (`()` or a `Result`). The first failure cancels the others (a
+/// [`supervisor`](TaskGroup::supervisor) group cancels nobody); [`join`](TaskGroup::join)
+/// waits for every member and returns every failure. Dropping a group without joining it
+/// cancels its unfinished members with [`CancelReason::GroupDropped`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use warden::CancelReason;
+///
+/// let ex = warden::LocalExecutor::new();
+/// let report = ex.block_on(async {
+///     let group = warden::TaskGroup::new();
+///     let slow = group.spawn_named("slow", async {
+///         warden::sleep(Duration::from_secs(60)).await;
+///     });
+///     group.spawn_named("broken", async { Err::<(), _>("disk full") }).detach();
+///     let slow = slow.await.unwrap_err();
+///     assert!(matches!(slow.cancel_reason(), Some(CancelReason::SiblingFailed(_))));
+///     group.join().await
+/// });
+/// let err = report.unwrap_err();
+/// assert_eq!(err.failures().len(), 1);
+/// assert_eq!(err.cancelled(), 1);
+/// ```
+#[must_use = "dropping a TaskGroup cancels its members; call .join().await"]
+pub struct TaskGroup {
+    inner: Arc<GroupInner>,
+}
+
+struct GroupInner {
+    id: GroupId,
+    handle: Handle,
+    supervisor: bool,
+    cancelled: OnceLock<CancelReason>,
+    state: Mutex<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Unfinished members, to wake them on cancel.
+    members: HashMap<TaskId, TaskRef>,
+    /// Failures in order, each with its watch; emptied when the group is dropped.
+    failures: Vec<(TaskError, Arc<FailureWatch>)>,
+    cancelled: usize,
+    children: Vec<Weak<GroupInner>>,
+    join_waker: Option<Waker>,
+    /// The `TaskGroup` is gone without `join`: failures are no longer kept.
+    abandoned: bool,
+    /// The deadline timer, removed when the group ends.
+    deadline: Option<(Instant, u64)>,
+}
+
+impl GroupInner {
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the flag (first reason wins), wakes every member, cancels child groups.
+    fn cancel(&self, reason: CancelReason) {
+        if self.cancelled.set(reason).is_err() {
+            return;
+        }
+        let (members, children): (Vec<TaskRef>, Vec<Weak<GroupInner>>) = {
+            let state = self.lock();
+            (
+                state.members.values().cloned().collect(),
+                state.children.clone(),
+            )
+        };
+        for member in &members {
+            crate::task::wake(member);
+        }
+        for child in children.iter().filter_map(Weak::upgrade) {
+            child.cancel(CancelReason::ParentCancelled);
+        }
+    }
+}
+
+impl GroupLink for GroupInner {
+    fn id(&self) -> GroupId {
+        self.id
+    }
+
+    fn register(&self, task: &TaskRef) {
+        let id = task.header().info.id();
+        self.lock().members.insert(id, task.clone());
+    }
+
+    fn cancel_reason(&self) -> Option<CancelReason> {
+        self.cancelled.get().cloned()
+    }
+
+    fn member_exited(&self, id: TaskId, exit: MemberExit) {
+        let mut first_failure = false;
+        let (removed, dropped_watch, waker) = {
+            let mut state = self.lock();
+            let removed = state.members.remove(&id);
+            let mut dropped_watch = None;
+            match exit {
+                MemberExit::Completed => {}
+                MemberExit::Cancelled => state.cancelled += 1,
+                MemberExit::Failed(watch, error) => {
+                    first_failure = state.failures.is_empty();
+                    if state.abandoned {
+                        dropped_watch = Some(watch);
+                    } else {
+                        state.failures.push((error, watch));
+                    }
+                }
+            }
+            let waker = if state.members.is_empty() {
+                state.join_waker.take()
+            } else {
+                None
+            };
+            (removed, dropped_watch, waker)
+        };
+        // Outside the lock: these may run user code (a hook, a waker).
+        drop(removed);
+        drop(dropped_watch);
+        if first_failure && !self.supervisor {
+            self.cancel(CancelReason::SiblingFailed(id));
+        }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A timer waker that cancels its group with `Deadline`.
+struct DeadlineWaker(Weak<GroupInner>);
+
+impl ArcWake for DeadlineWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if let Some(group) = arc_self.0.upgrade() {
+            group.cancel(CancelReason::Deadline);
+        }
+    }
+}
+
+impl TaskGroup {
+    /// Creates a group on the current executor (inside `block_on` or a task).
+    ///
+    /// # Panics
+    ///
+    /// If no warden executor is running on this thread; use
+    /// [`LocalExecutor::group`](crate::LocalExecutor::group),
+    /// [`Executor::group`](crate::Executor::group) or [`Handle::group`] from outside.
+    #[track_caller]
+    pub fn new() -> TaskGroup {
+        TaskGroup::on(context::expect_current("TaskGroup::new"), false)
+    }
+
+    /// Creates a supervisor group on the current executor: a failure cancels nobody, and
+    /// `join` collects every failure.
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](TaskGroup::new).
+    #[track_caller]
+    pub fn supervisor() -> TaskGroup {
+        TaskGroup::on(context::expect_current("TaskGroup::supervisor"), true)
+    }
+
+    pub(crate) fn on(handle: Handle, supervisor: bool) -> TaskGroup {
+        TaskGroup {
+            inner: Arc::new(GroupInner {
+                id: GroupId::next(),
+                handle,
+                supervisor,
+                cancelled: OnceLock::new(),
+                state: Mutex::new(GroupState::default()),
+            }),
+        }
+    }
+
+    /// The group's id, as recorded in each member's [`TaskInfo`](crate::TaskInfo).
+    pub fn id(&self) -> GroupId {
+        self.inner.id
+    }
+
+    fn spec(&self, name: Option<String>, location: &'static std::panic::Location<'static>) -> SpawnSpec {
+        SpawnSpec {
+            name: name.map(Arc::from),
+            location,
+            group: Some(self.inner.clone()),
+        }
+    }
+
+    /// Spawns a member. Its output is an [`Outcome`]: `()`, or a `Result` whose `Err` is a
+    /// failure. If the group is already cancelled, the member is cancelled before its first
+    /// poll.
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<<F::Output as Outcome>::Value>
+    where
+        F: Future + Send + 'static,
+        F::Output: Outcome,
+        <F::Output as Outcome>::Value: Send + 'static,
+    {
+        let spec = self.spec(None, std::panic::Location::caller());
+        self.inner
+            .handle
+            .spawn_with(future, outcome::finish::<F::Output>, spec)
+    }
+
+    /// Spawns a named member; see [`spawn`](TaskGroup::spawn).
+    #[track_caller]
+    pub fn spawn_named<F>(
+        &self,
+        name: impl Into<String>,
+        future: F,
+    ) -> JoinHandle<<F::Output as Outcome>::Value>
+    where
+        F: Future + Send + 'static,
+        F::Output: Outcome,
+        <F::Output as Outcome>::Value: Send + 'static,
+    {
+        let spec = self.spec(Some(name.into()), std::panic::Location::caller());
+        self.inner
+            .handle
+            .spawn_with(future, outcome::finish::<F::Output>, spec)
+    }
+
+    /// Spawns a member whose future is not `Send`.
+    ///
+    /// # Panics
+    ///
+    /// If the group's executor is not a [`LocalExecutor`](crate::LocalExecutor) owned by
+    /// this thread.
+    #[track_caller]
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<<F::Output as Outcome>::Value>
+    where
+        F: Future + 'static,
+        F::Output: Outcome,
+        <F::Output as Outcome>::Value: 'static,
+    {
+        let spec = self.spec(None, std::panic::Location::caller());
+        self.inner.handle.spawn_local_with(
+            future,
+            outcome::finish::<F::Output>,
+            spec,
+            "TaskGroup::spawn_local",
+        )
+    }
+
+    /// A nested group on the same executor: cancelling this group cancels the child (and
+    /// its children) with [`CancelReason::ParentCancelled`].
+    pub fn child(&self) -> TaskGroup {
+        let child = TaskGroup::on(self.inner.handle.clone(), false);
+        self.inner
+            .lock()
+            .children
+            .push(Arc::downgrade(&child.inner));
+        if self.inner.cancelled.get().is_some() {
+            child.inner.cancel(CancelReason::ParentCancelled);
+        }
+        child
+    }
+
+    /// Cancels the group with [`CancelReason::Deadline`] once `duration` has passed.
+    pub fn with_timeout(self, duration: Duration) -> TaskGroup {
+        self.with_deadline(Instant::now() + duration)
+    }
+
+    /// Cancels the group with [`CancelReason::Deadline`] at `deadline`.
+    pub fn with_deadline(self, deadline: Instant) -> TaskGroup {
+        let waker = futures_task::waker(Arc::new(DeadlineWaker(Arc::downgrade(&self.inner))));
+        let key = self.inner.handle.timers().insert(deadline, waker);
+        let previous = self.inner.lock().deadline.replace(key);
+        if let Some(previous) = previous {
+            self.inner.handle.timers().remove(previous);
+        }
+        self
+    }
+
+    /// Cancels every unfinished member with [`CancelReason::Explicit(None)`](CancelReason::Explicit).
+    pub fn cancel(&self) {
+        self.inner.cancel(CancelReason::Explicit(None));
+    }
+
+    /// Cancels every unfinished member with `Explicit(Some(reason))`.
+    pub fn cancel_with(&self, reason: impl Into<String>) {
+        self.inner.cancel(CancelReason::Explicit(Some(reason.into())));
+    }
+
+    /// `true` once the group was cancelled, for any reason.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.get().is_some()
+    }
+
+    /// Waits for every member, then reports: `Ok(())` if every member succeeded, else a
+    /// [`GroupError`] with every failure in order, how many were cancelled, and the group's
+    /// cancel reason.
+    ///
+    /// Every failure is reported here, also those whose handles were awaited too; the error
+    /// hook sees none of them.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future before it completes drops the group, which cancels the
+    /// unfinished members with [`CancelReason::GroupDropped`].
+    pub fn join(self) -> GroupJoin {
+        GroupJoin { group: Some(self) }
+    }
+
+    fn finish(&self) -> Result<(), GroupError> {
+        let (failures, cancelled, deadline) = {
+            let mut state = self.inner.lock();
+            (
+                std::mem::take(&mut state.failures),
+                state.cancelled,
+                state.deadline.take(),
+            )
+        };
+        if let Some(key) = deadline {
+            self.inner.handle.timers().remove(key);
+        }
+        let failures: Vec<TaskError> = failures
+            .into_iter()
+            .map(|(error, watch)| {
+                watch.observe();
+                error
+            })
+            .collect();
+        if failures.is_empty() && cancelled == 0 {
+            Ok(())
+        } else {
+            let reason = self.inner.cancelled.get().cloned();
+            Err(GroupError::new(self.inner.id, failures, cancelled, reason))
+        }
+    }
+}
+
+impl Drop for TaskGroup {
+    fn drop(&mut self) {
+        let (failures, deadline, unfinished) = {
+            let mut state = self.inner.lock();
+            state.abandoned = true;
+            (
+                std::mem::take(&mut state.failures),
+                state.deadline.take(),
+                !state.members.is_empty(),
+            )
+        };
+        if unfinished {
+            self.inner.cancel(CancelReason::GroupDropped);
+        }
+        if let Some(key) = deadline {
+            self.inner.handle.timers().remove(key);
+        }
+        // Unobserved failures whose handles are gone reach the hook here, once.
+        drop(failures);
+    }
+}
+
+impl fmt::Debug for TaskGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TaskGroup");
+        d.field("id", &self.inner.id)
+            .field("supervisor", &self.inner.supervisor)
+            .field("cancelled", &self.inner.cancelled.get());
+        match self.inner.state.try_lock() {
+            Ok(state) => d
+                .field("members", &state.members.len())
+                .field("failures", &state.failures.len()),
+            Err(_) => d.field("state", &format_args!("<locked>")),
+        };
+        d.finish()
+    }
+}
+
+/// The future returned by [`TaskGroup::join`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct GroupJoin {
+    group: Option<TaskGroup>,
+}
+
+impl Future for GroupJoin {
+    type Output = Result<(), GroupError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let group = self
+            .group
+            .as_ref()
+            .expect("a warden GroupJoin was polled after it completed");
+        {
+            let mut state = group.inner.lock();
+            if !state.members.is_empty() {
+                match &state.join_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => state.join_waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        let group = self.group.take().expect("checked above");
+        let result = group.finish();
+        drop(group);
+        Poll::Ready(result)
+    }
+}
+
+impl fmt::Debug for GroupJoin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupJoin").field("group", &self.group).finish()
+    }
+}

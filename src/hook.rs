@@ -1,0 +1,138 @@
+//! The loop-level error hook and the "nothing lost, nothing twice" bookkeeping.
+//!
+//! A failure (a panic, or a group task's `Err`) can be observed in two places: by awaiting
+//! the task's [`JoinHandle`](crate::JoinHandle), and by its group's
+//! [`join`](crate::TaskGroup::join). If neither will ever happen, the executor's error
+//! hook must see it, exactly once, as soon as that is certain. That is asyncio's "Task
+//! exception was never retrieved", done without a garbage collector.
+//!
+//! The bookkeeping is one shared [`FailureWatch`] per failure. Each place that could still
+//! observe the failure (the handle's slot, the group's list) holds a clone of the `Arc`.
+//! Observing it sets `observed`. When the last holder lets go, the watch's `Drop` runs;
+//! if nobody observed the failure, it goes to the hook there. Reference counting gives
+//! "exactly once" for free: `Drop` runs once.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::failure::{TaskError, catch_panics, payload_message};
+use crate::Backtraces;
+
+/// What an executor does after its error hook has seen an unobserved failure.
+///
+/// # Examples
+///
+/// ```
+/// use warden::{Builder, UnhandledPolicy};
+///
+/// let ex = Builder::new()
+///     .unhandled_policy(UnhandledPolicy::Continue)
+///     .build_local();
+/// # drop(ex);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnhandledPolicy {
+    /// Keep running (the default). The failure was reported; the other tasks go on.
+    #[default]
+    Continue,
+    /// Shut the executor down: every live task is cancelled with
+    /// [`CancelReason::Shutdown`](crate::CancelReason::Shutdown), and a pending `block_on`
+    /// panics with a message naming the failed task. For programs where an unhandled
+    /// failure means the state can no longer be trusted.
+    Shutdown,
+}
+
+/// The user's hook, shared by the executor and every failure watch.
+pub(crate) type HookFn = dyn Fn(&TaskError) + Send + Sync + 'static;
+
+/// Where unobserved failures go: the hook, then the policy.
+pub(crate) struct ErrorSink {
+    hook: Option<Arc<HookFn>>,
+    policy: UnhandledPolicy,
+    /// Set by the executor that owns this sink: what `UnhandledPolicy::Shutdown` calls.
+    on_shutdown: OnceLock<Box<HookFn>>,
+}
+
+impl ErrorSink {
+    pub(crate) fn new(hook: Option<Arc<HookFn>>, policy: UnhandledPolicy) -> ErrorSink {
+        ErrorSink {
+            hook,
+            policy,
+            on_shutdown: OnceLock::new(),
+        }
+    }
+
+    /// Called once by the owning executor, to learn how to shut it down.
+    pub(crate) fn set_shutdown_trigger(&self, trigger: Box<HookFn>) {
+        let _ = self.on_shutdown.set(trigger);
+    }
+
+    /// Hands an unobserved failure to the hook. A panic in the hook is caught and logged:
+    /// it never unwinds into the executor.
+    pub(crate) fn deliver(&self, err: &TaskError) {
+        let outcome = catch_panics(Backtraces::Off, || match &self.hook {
+            Some(hook) => hook(err),
+            None => default_hook(err),
+        });
+        if let Err(payload) = outcome {
+            log::error!(
+                target: "warden",
+                "the error hook panicked ({}) while handling: {:#}",
+                payload_message(&*payload),
+                err
+            );
+            std::mem::forget(payload);
+        }
+        if self.policy == UnhandledPolicy::Shutdown {
+            if let Some(trigger) = self.on_shutdown.get() {
+                trigger(err);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ErrorSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorSink")
+            .field("custom_hook", &self.hook.is_some())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// The default hook: one `log::error!` record with the task, the panic location and the
+/// backtrace (the alternate form of [`TaskError`]'s `Display`).
+pub(crate) fn default_hook(err: &TaskError) {
+    log::error!(target: "warden", "unobserved failure: {err:#}");
+}
+
+/// One failure's "has anybody seen it?" record. See the module doc.
+pub(crate) struct FailureWatch {
+    error: TaskError,
+    observed: AtomicBool,
+    sink: Arc<ErrorSink>,
+}
+
+impl FailureWatch {
+    pub(crate) fn new(error: TaskError, sink: Arc<ErrorSink>) -> Arc<FailureWatch> {
+        Arc::new(FailureWatch {
+            error,
+            observed: AtomicBool::new(false),
+            sink,
+        })
+    }
+
+    /// Somebody read the failure: the hook will not be called for it.
+    pub(crate) fn observe(&self) {
+        self.observed.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for FailureWatch {
+    fn drop(&mut self) {
+        if !self.observed.load(Ordering::Acquire) {
+            self.sink.deliver(&self.error);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! warden: a small async executor in which failure is first-class.
+//!
+//! warden runs futures on a single thread ([`LocalExecutor`]) or a pool of worker threads
+//! ([`Executor`]). Its tasks keep what went wrong: a panicking task's message, panic
+//! location, backtrace, id, name and spawn site are stored in its **failure slot** and
+//! handed, whole, to whoever reads its [`JoinHandle`] — or, if nobody ever will, to the
+//! executor's **error hook**, exactly once. [`TaskGroup`]s cancel the siblings of a failed
+//! task, and the executor checks their cancel flag before **every** poll.
+//!
+//! The design follows robust asyncio exception handling, mapped onto Rust:
+//!
+//! | asyncio practice | warden |
+//! |---|---|
+//! | `try`/`except` in a coroutine | `?` and `match` in the task; [`TaskError::downcast_ref`] plays `except E` |
+//! | a top-level handler around `gather` | [`TaskGroup::join`] returns every failure of the group |
+//! | log exceptions with their tracebacks | the failure slot keeps message, location, backtrace, task and spawn site |
+//! | `loop.set_exception_handler` | [`Builder::on_unhandled`]: every unobserved failure, exactly once |
+//! | cancel the siblings when one fails | [`TaskGroup`]: the first failure cancels the rest, destructors run |
+//!
+//! # A tour in four steps
+//!
+//! **1. Spawn and join.** A task is a future the executor owns; its handle is a future of
+//! its result.
+//!
+//! ```
+//! let ex = warden::LocalExecutor::new();
+//! let answer = ex.spawn(async { 6 * 7 });
+//! assert_eq!(ex.block_on(answer).unwrap(), 42);
+//! ```
+//!
+//! **2. A panic is data.** It does not unwind into the executor; it becomes a
+//! [`TaskError`] with everything needed to find it.
+//!
+//! ```
+//! let ex = warden::LocalExecutor::new();
+//! let handle = ex.spawn_named("fetch-user", async { panic!("connection reset") });
+//! let err = ex.block_on(handle).unwrap_err();
+//! assert_eq!(err.panic_message(), Some("connection reset"));
+//! assert_eq!(err.location().unwrap().file(), file!());
+//! assert_eq!(err.task().name(), Some("fetch-user"));
+//! assert!(err.backtrace().is_some());
+//! ```
+//!
+//! **3. Nothing lost.** A failure whose handle is dropped unread goes to the error hook.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//!
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let ex = warden::Builder::new()
+//!     .on_unhandled({
+//!         let seen = seen.clone();
+//!         move |err| seen.lock().unwrap().push(err.to_string())
+//!     })
+//!     .build_local();
+//! ex.spawn(async { panic!("nobody is listening") }).detach();
+//! ex.run_until_idle();
+//! assert_eq!(seen.lock().unwrap().len(), 1);
+//! ```
+//!
+//! **4. Groups.** The first failure cancels the siblings; `join` reports every failure.
+//!
+//! ```
+//! let ex = warden::LocalExecutor::new();
+//! let result = ex.block_on(async {
+//!     let group = warden::TaskGroup::new();
+//!     group.spawn(std::future::pending::<()>()).detach();
+//!     group.spawn(async { Err::<(), _>("boom") }).detach();
+//!     group.join().await
+//! });
+//! let err = result.unwrap_err();
+//! assert_eq!(err.failures().len(), 1);
+//! assert_eq!(err.cancelled(), 1);
+//! ```
+//!
+//! # Nothing lost, nothing twice
+//!
+//! Every failure (a panic, or a group task's `Err`) is observed exactly once by the error
+//! hook unless somebody else observes it: by awaiting its [`JoinHandle`], or by its group's
+//! [`join`](TaskGroup::join) (which reports every member's failure, whether or not its
+//! handle was awaited too). The hook gets it as soon as nobody can read it any more.
+//! Cancellations are not failures and never reach the hook. [`Metrics`] always add up:
+//! `spawned = completed + panicked + errored + cancelled + live`.
+//!
+//! # Where things are
+//!
+//! * `task/`: the task core (state word, harness, waker, handle); knows no executor.
+//! * `failure.rs`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
+//! * `local.rs`: [`LocalExecutor`]; `pool.rs`: [`Executor`]; each can be read alone.
+//! * `group.rs`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
+//!
+//! # Panics and aborts
+//!
+//! A panic inside a task, inside a future's destructor during cancellation, or inside the
+//! error hook is caught. Rust itself aborts the process on a panic *while already
+//! unwinding* (a destructor that panics during a panic's unwinding); warden cannot catch
+//! that.
+
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+#![doc(test(attr(deny(warnings))))]
+
+mod builder;
+mod context;
+mod failure;
+mod group;
+mod handle;
+mod hook;
+mod local;
+mod metrics;
+mod outcome;
+mod pool;
+mod task;
+mod time;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub use builder::Builder;
+pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
+pub use group::{GroupJoin, TaskGroup};
+pub use handle::Handle;
+pub use hook::UnhandledPolicy;
+pub use local::LocalExecutor;
+pub use metrics::Metrics;
+pub use outcome::Outcome;
+pub use pool::Executor;
+pub use task::{GroupId, JoinHandle, TaskId, TaskInfo};
+pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
+
+/// Runs `future` to completion on a fresh [`LocalExecutor`], together with the tasks it
+/// spawns. When it returns, the executor is dropped: tasks still pending are cancelled
+/// with [`CancelReason::Shutdown`].
+///
+/// # Examples
+///
+/// ```
+/// let v = warden::block_on(async {
+///     let h = warden::spawn(async { 2 });
+///     h.await.unwrap() * 21
+/// });
+/// assert_eq!(v, 42);
+/// ```
+///
+/// # Panics
+///
+/// If called from inside a task or another `block_on` on this thread.
+#[track_caller]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    LocalExecutor::new().block_on(future)
+}
+
+/// Spawns a task onto the executor of the current task (or `block_on`).
+///
+/// # Examples
+///
+/// ```
+/// let ex = warden::Executor::new();
+/// let v = ex.block_on(async { warden::spawn(async { 5 }).await.unwrap() });
+/// assert_eq!(v, 5);
+/// ```
+///
+/// # Panics
+///
+/// If no warden executor is running on this thread.
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    context::expect_current("warden::spawn").spawn(future)
+}
+
+/// Spawns a named task onto the executor of the current task (or `block_on`).
+///
+/// # Panics
+///
+/// If no warden executor is running on this thread.
+#[track_caller]
+pub fn spawn_named<F>(name: impl Into<String>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    context::expect_current("warden::spawn_named").spawn_named(name, future)
+}
+
+/// Spawns a future that is not `Send` onto the current [`LocalExecutor`].
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// let v = warden::block_on(async {
+///     let shared = Rc::new(3);
+///     warden::spawn_local(async move { *shared }).await.unwrap()
+/// });
+/// assert_eq!(v, 3);
+/// ```
+///
+/// # Panics
+///
+/// If no warden executor is running on this thread, or it is a multi-threaded
+/// [`Executor`].
+#[track_caller]
+pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    context::expect_current("warden::spawn_local").spawn_local_with(
+        future,
+        task::plain,
+        task::SpawnSpec::new(None),
+        "warden::spawn_local",
+    )
+}
+
+/// Yields once: the current task goes to the back of its executor's queue, so other ready
+/// tasks run first.
+///
+/// # Examples
+///
+/// ```
+/// warden::block_on(async {
+///     warden::yield_now().await;
+/// });
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future returned by [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

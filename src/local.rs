@@ -1,0 +1,488 @@
+//! [`LocalExecutor`]: the single-threaded executor.
+//!
+//! Read this module on its own to see a whole executor: a run queue, a loop that pops
+//! tasks and runs them, a way to sleep when there is nothing to do, and shutdown.
+//!
+//! # Queue
+//!
+//! One FIFO queue of [`TaskRef`]s behind a mutex. Wakers push to its back from any thread
+//! (a task may be woken by a timer thread, an I/O reactor, or a handle cancelled elsewhere),
+//! then unpark the owner thread. The mutex is uncontended on the common path (the owner
+//! thread pushing and popping its own tasks).
+//!
+//! # Threads
+//!
+//! A `LocalExecutor` is `!Send`: it stays on the thread that created it (the *owner*), and
+//! only its own methods run tasks. So every task, `Send` or not, is polled and dropped on
+//! the owner thread; that is the guarantee `task::spawn_unchecked` asks for when a future
+//! is not `Send`. Other threads can only push woken tasks, or spawn `Send` futures through a
+//! [`Handle`].
+//!
+//! # Fairness
+//!
+//! `block_on` alternates between the root future and the queue: after the root future is
+//! polled (when woken), at most [`BATCH`] tasks run before it is looked at again. A task
+//! that wakes itself goes to the back of the queue, behind every task that was already
+//! ready, so it cannot starve them.
+//!
+//! # Parking
+//!
+//! With no task ready and the root future not woken, the owner thread parks
+//! (`std::thread::park`). Every wake unparks it afterwards. Parking uses a token, so a wake
+//! that lands between "the queue is empty" and `park()` makes that `park()` return at once:
+//! no wake-up is lost.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll};
+use std::thread::{self, Thread};
+
+use futures_task::{ArcWake, LocalFutureObj, LocalSpawn, SpawnError, waker_ref};
+
+use crate::builder::Builder;
+use crate::context;
+use crate::failure::{CancelReason, TaskError};
+use crate::handle::{Flavor, Handle};
+use crate::hook::ErrorSink;
+use crate::metrics::Metrics;
+use crate::task::{self, JoinHandle, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::time::Timers;
+
+/// How many tasks `block_on` runs before it looks at the root future again.
+pub(crate) const BATCH: usize = 64;
+
+/// A single-threaded executor: futures need not be `Send`.
+///
+/// Tasks run only while the owner thread drives the executor: inside
+/// [`block_on`](LocalExecutor::block_on), or through [`try_tick`](LocalExecutor::try_tick)
+/// and [`run_until_idle`](LocalExecutor::run_until_idle) for hosts with their own loop (a
+/// game frame, a GUI event loop, a test harness). Dropping the executor shuts it down:
+/// every live task is cancelled with [`CancelReason::Shutdown`] and its future dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// let ex = warden::LocalExecutor::new();
+/// let shared = Rc::new(5); // not Send: fine on a LocalExecutor
+/// let task = ex.spawn({
+///     let shared = shared.clone();
+///     async move { *shared * 2 }
+/// });
+/// assert_eq!(ex.block_on(task).unwrap(), 10);
+/// ```
+pub struct LocalExecutor {
+    shared: Arc<LocalShared>,
+    /// Makes the type `!Send` and `!Sync`: tasks must run on the owner thread.
+    _not_send: PhantomData<Rc<()>>,
+}
+
+/// The part of a local executor that tasks and wakers point at.
+pub(crate) struct LocalShared {
+    owner: TaskOwner,
+    queue: Mutex<VecDeque<TaskRef>>,
+    /// The owner thread, unparked by every wake.
+    thread: Thread,
+    pub(crate) timers: Timers,
+    /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
+    shutdown_cause: OnceLock<TaskError>,
+    shutdown_requested: AtomicBool,
+}
+
+impl Schedule for LocalShared {
+    fn schedule(&self, task: TaskRef) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(task);
+        // Cheap when the owner is awake (one atomic swap), a futex wake when it is parked.
+        self.thread.unpark();
+    }
+
+    fn owner(&self) -> &TaskOwner {
+        &self.owner
+    }
+}
+
+impl LocalShared {
+    fn pop(&self) -> Option<TaskRef> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    pub(crate) fn is_owner_thread(&self) -> bool {
+        thread::current().id() == self.thread.id()
+    }
+
+    fn request_shutdown(&self, cause: &TaskError) {
+        let _ = self.shutdown_cause.set(cause.clone());
+        self.shutdown_requested.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// The waker of `block_on`'s root future: a flag plus an unpark.
+struct RootWaker {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl ArcWake for RootWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.thread.unpark();
+    }
+}
+
+impl LocalExecutor {
+    /// Creates a single-threaded executor with the default [`Builder`] settings.
+    pub fn new() -> LocalExecutor {
+        Builder::new().build_local()
+    }
+
+    pub(crate) fn from_builder(builder: &Builder) -> LocalExecutor {
+        crate::failure::install_panic_hook();
+        let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
+        let shared = Arc::new(LocalShared {
+            owner: TaskOwner::new(sink.clone(), builder.backtraces),
+            queue: Mutex::new(VecDeque::new()),
+            thread: thread::current(),
+            timers: Timers::new(),
+            shutdown_cause: OnceLock::new(),
+            shutdown_requested: AtomicBool::new(false),
+        });
+        let owner_thread = shared.thread.clone();
+        shared
+            .timers
+            .set_notify(Box::new(move || owner_thread.unpark()));
+        let weak: Weak<LocalShared> = Arc::downgrade(&shared);
+        sink.set_shutdown_trigger(Box::new(move |err| {
+            if let Some(shared) = weak.upgrade() {
+                shared.request_shutdown(err);
+            }
+        }));
+        LocalExecutor {
+            shared,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A thread-safe handle, to spawn `Send` futures onto this executor from anywhere.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            flavor: Flavor::Local(self.shared.clone()),
+        }
+    }
+
+    /// Spawns a task. The future need not be `Send`.
+    ///
+    /// The task is queued at once and runs while the executor is driven.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// let handle = ex.spawn(async { 1 });
+    /// assert_eq!(ex.block_on(handle).unwrap(), 1);
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_inner(future, SpawnSpec::new(None))
+    }
+
+    /// Spawns a named task; the name appears in every failure report and log line.
+    #[track_caller]
+    pub fn spawn_named<F>(&self, name: impl Into<String>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_inner(future, SpawnSpec::new(Some(name.into())))
+    }
+
+    /// Spawns a task whose future is not `Send`. The same as [`spawn`](Self::spawn) on this
+    /// executor; the name matches [`warden::spawn_local`](crate::spawn_local).
+    #[track_caller]
+    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_inner(future, SpawnSpec::new(None))
+    }
+
+    fn spawn_inner<F>(&self, future: F, spec: SpawnSpec) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        // SAFETY: `self` is `!Send`, so this is the owner thread, and a `LocalExecutor` runs
+        // and drops tasks only on its owner thread (module doc, "Threads").
+        unsafe { task::spawn_unchecked(future, task::plain, spec, self.shared.clone()) }
+    }
+
+    /// Creates a [`TaskGroup`](crate::TaskGroup) on this executor.
+    pub fn group(&self) -> crate::TaskGroup {
+        self.handle().group()
+    }
+
+    /// Runs `future` to completion on this thread, running the executor's tasks meanwhile.
+    ///
+    /// `future` itself is not a task (it has no id and is not counted in [`Metrics`]), but
+    /// inside it `warden::spawn`, `spawn_local` and `TaskGroup::new` target this executor.
+    /// A panic in `future` unwinds out of `block_on` to the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// let sum = ex.block_on(async {
+    ///     let a = warden::spawn(async { 1 });
+    ///     let b = warden::spawn_local(async { 2 });
+    ///     a.await.unwrap() + b.await.unwrap()
+    /// });
+    /// assert_eq!(sum, 3);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a task or another `block_on` on this thread (it would
+    /// deadlock), and, under [`UnhandledPolicy::Shutdown`](crate::UnhandledPolicy::Shutdown),
+    /// when an unobserved failure shut the executor down: the message names the task.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _entered = context::enter(self.handle(), "block_on");
+        let root = Arc::new(RootWaker {
+            woken: AtomicBool::new(true),
+            thread: thread::current(),
+        });
+        let waker = waker_ref(&root);
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if root.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+            }
+            let ran = self.run_batch(BATCH);
+            if self.shared.shutdown_requested.load(Ordering::Acquire) {
+                self.shutdown();
+                match self.shared.shutdown_cause.get() {
+                    Some(cause) => panic!(
+                        "warden: the executor shut down because of an unobserved failure \
+                         (UnhandledPolicy::Shutdown): {cause}"
+                    ),
+                    None => panic!("warden: the executor shut down during block_on"),
+                }
+            }
+            if ran == 0 && !root.woken.load(Ordering::Acquire) {
+                self.park();
+            }
+        }
+    }
+
+    /// Fires due timers, then parks until a wake or the next timer deadline.
+    fn park(&self) {
+        match self.shared.timers.fire_due() {
+            Some(deadline) => {
+                let now = std::time::Instant::now();
+                if deadline > now {
+                    thread::park_timeout(deadline - now);
+                }
+            }
+            None => thread::park(),
+        }
+        self.shared.timers.fire_due();
+    }
+
+    /// Runs up to `limit` ready tasks; returns how many ran.
+    fn run_batch(&self, limit: usize) -> usize {
+        self.shared.timers.fire_due();
+        let mut ran = 0;
+        while ran < limit {
+            match self.shared.pop() {
+                Some(task) => {
+                    task.run();
+                    ran += 1;
+                }
+                None => break,
+            }
+        }
+        ran
+    }
+
+    /// Runs one ready task, if there is one, and returns whether it did. Never blocks.
+    ///
+    /// For hosts that drive warden from their own loop. Due timers are fired first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// let handle = ex.spawn(async { 7 });
+    /// assert!(ex.try_tick()); // ran the task
+    /// assert!(!ex.try_tick()); // nothing left
+    /// assert!(handle.is_finished());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a task or `block_on` on this thread.
+    #[track_caller]
+    pub fn try_tick(&self) -> bool {
+        let _entered = context::enter(self.handle(), "try_tick");
+        self.shutdown_if_requested();
+        self.run_batch(1) == 1
+    }
+
+    /// Runs ready tasks until none is ready, and returns how many task polls it made
+    /// (a cancelled task's final step, which drops its future, counts as one). Never blocks.
+    ///
+    /// Tasks woken while it runs are run too, so a task that wakes itself on every poll
+    /// (a loop around [`yield_now`](crate::yield_now)) keeps it going, as with
+    /// `futures::executor::LocalPool::run_until_stalled`. Use
+    /// [`try_tick`](Self::try_tick) for a bounded amount of work per frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// for i in 0..3 {
+    ///     ex.spawn(async move { i }).detach();
+    /// }
+    /// assert_eq!(ex.run_until_idle(), 3);
+    /// assert_eq!(ex.run_until_idle(), 0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a task or `block_on` on this thread.
+    #[track_caller]
+    pub fn run_until_idle(&self) -> usize {
+        let _entered = context::enter(self.handle(), "run_until_idle");
+        self.shutdown_if_requested();
+        let mut polls = 0;
+        loop {
+            let ran = self.run_batch(BATCH);
+            polls += ran;
+            if ran == 0 {
+                return polls;
+            }
+        }
+    }
+
+    fn shutdown_if_requested(&self) {
+        if self.shared.shutdown_requested.load(Ordering::Acquire) {
+            self.shutdown();
+        }
+    }
+
+    /// A snapshot of this executor's task counters.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.owner.metrics.snapshot()
+    }
+
+    /// How many timers ([`sleep`](crate::sleep), [`timeout`](crate::timeout), group
+    /// deadlines) are registered and not yet fired. A finished or dropped timer is removed
+    /// at once, so this is 0 when no task is waiting on time.
+    pub fn timer_count(&self) -> usize {
+        self.shared.timers.len()
+    }
+
+    /// Shuts the executor down: refuses new tasks (they resolve to
+    /// [`CancelReason::Shutdown`] at once), cancels every live task with
+    /// [`CancelReason::Shutdown`], and drops their futures here, running their
+    /// destructors, before it returns. Calling it again does nothing.
+    ///
+    /// Called from inside one of this executor's own tasks, it cancels every task and
+    /// returns at once; the futures are dropped by the loop that runs that task, when the
+    /// current poll returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// let pending = ex.spawn(std::future::pending::<()>());
+    /// ex.shutdown();
+    /// assert!(pending.is_finished());
+    /// let late = ex.spawn(async {});
+    /// assert!(late.is_finished()); // refused: cancelled at once
+    /// ```
+    pub fn shutdown(&self) {
+        let live = self.shared.owner.close();
+        for task in &live {
+            task::cancel(task, CancelReason::Shutdown);
+        }
+        drop(live);
+        let inside_own_task = context::current_task().is_some()
+            && context::current().is_some_and(|h| h.same_executor(&self.handle()));
+        if inside_own_task {
+            return;
+        }
+        // Every live task is now queued with its cancel flag set; running each drops its
+        // future on this thread. Destructors may wake other tasks (already cancelled) or
+        // spawn (refused): the loop ends when the queue is empty.
+        let _current = context::set_current(self.handle());
+        while let Some(task) = self.shared.pop() {
+            task.run();
+        }
+        self.shared.timers.clear();
+    }
+}
+
+impl Default for LocalExecutor {
+    fn default() -> LocalExecutor {
+        LocalExecutor::new()
+    }
+}
+
+impl Drop for LocalExecutor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl LocalSpawn for LocalExecutor {
+    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
+        if self.shared.owner.is_closed() {
+            return Err(SpawnError::shutdown());
+        }
+        self.spawn_local(future).detach();
+        Ok(())
+    }
+
+    fn status_local(&self) -> Result<(), SpawnError> {
+        if self.shared.owner.is_closed() {
+            Err(SpawnError::shutdown())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Debug for LocalExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queued = match self.shared.queue.try_lock() {
+            Ok(queue) => queue.len().to_string(),
+            Err(_) => "<locked>".to_owned(),
+        };
+        f.debug_struct("LocalExecutor")
+            .field("queued", &format_args!("{queued}"))
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}

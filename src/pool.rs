@@ -1,0 +1,557 @@
+//! [`Executor`]: the multi-threaded executor, a pool of worker threads.
+//!
+//! Read this module on its own to see a work-stealing scheduler.
+//!
+//! # Queues
+//!
+//! Every worker owns a FIFO deque (`crossbeam_deque::Worker`); the others can steal from
+//! its far end. One global `Injector` takes tasks from threads that are not workers of this
+//! pool (spawns from outside, wakes from timers or other threads). A task woken on one of
+//! this pool's workers goes to that worker's own deque: it is likely to touch the same
+//! data again, and pushing there takes no lock.
+//!
+//! # Finding work, and fairness
+//!
+//! A worker takes, in order: its own deque; the injector (a batch, to save trips); the
+//! other workers' deques (stealing half, starting at a rotating victim). Every
+//! [`INJECTOR_INTERVAL`] pops it looks at the injector *first*, so a busy worker cannot
+//! leave tasks from outside waiting forever. A task that wakes itself is pushed to the
+//! back of its worker's FIFO deque, behind every task already there, so it cannot starve
+//! them either.
+//!
+//! # Parking, and why no wake-up is lost
+//!
+//! A worker that finds nothing announces itself idle (pushes its index on the idle list
+//! and increments `num_idle`), issues a `SeqCst` fence, and looks at every queue once
+//! more before it parks. A thread that pushes a task issues a `SeqCst` fence after the
+//! push and then reads `num_idle`; if a worker is idle, it pops it off the list and
+//! unparks it. The two fences order the two sides: either the pusher's read sees the
+//! worker's announcement (and unparks it), or the worker's second look sees the task.
+//! `park`/`unpark` use a token, so an unpark that comes before the `park` is not lost.
+//! An idle pool therefore sleeps in `park` with no timer ticking: no CPU.
+//!
+//! # Shutdown
+//!
+//! `shutdown` closes the task registry (new spawns resolve to `Shutdown` at once), cancels
+//! every live task (which queues it), and tells the workers to stop. Workers keep running
+//! tasks, which now only drop their futures, until they find no work; each hands what is
+//! left in its own deque to the injector and exits. The thread that called `shutdown` joins
+//! them, then runs whatever is still queued, so that every future has been dropped before
+//! `shutdown` returns.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::task::{Context, Poll};
+use std::thread::{self, Thread};
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use futures_task::{ArcWake, waker_ref};
+
+use crate::builder::Builder;
+use crate::context;
+use crate::failure::{CancelReason, TaskError};
+use crate::handle::{Flavor, Handle};
+use crate::hook::ErrorSink;
+use crate::metrics::Metrics;
+use crate::task::{self, JoinHandle, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::time::Timers;
+
+/// A worker looks at the injector before its own deque once every this many pops.
+pub(crate) const INJECTOR_INTERVAL: u32 = 61;
+
+/// A multi-threaded executor: a pool of worker threads with work stealing.
+///
+/// Futures must be `Send`. [`block_on`](Executor::block_on) runs a root future on the
+/// calling thread (not a worker) while the workers run tasks. Dropping the executor shuts
+/// it down: every live task is cancelled with [`CancelReason::Shutdown`], its future is
+/// dropped, and the workers are joined.
+///
+/// # Examples
+///
+/// ```
+/// let ex = warden::Builder::new().worker_threads(2).build();
+/// let total = ex.block_on(async {
+///     let handles: Vec<_> = (0..10u64).map(|i| warden::spawn(async move { i * i })).collect();
+///     let mut total = 0;
+///     for h in handles {
+///         total += h.await.unwrap();
+///     }
+///     total
+/// });
+/// assert_eq!(total, 285);
+/// ```
+pub struct Executor {
+    shared: Arc<PoolShared>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+/// What workers, wakers and handles share.
+pub(crate) struct PoolShared {
+    owner: TaskOwner,
+    injector: Injector<TaskRef>,
+    stealers: Vec<Stealer<TaskRef>>,
+    /// Indices of parked (or parking) workers.
+    idle: Mutex<Vec<usize>>,
+    num_idle: AtomicUsize,
+    /// The worker threads, for `unpark`; set once all have started.
+    workers: OnceLock<Vec<Thread>>,
+    pub(crate) timers: Timers,
+    timer_wake: Sender<()>,
+    /// Workers and the timer thread exit once this is set and they run out of work.
+    stopping: AtomicBool,
+    shutdown_cause: OnceLock<TaskError>,
+    shutdown_requested: AtomicBool,
+}
+
+thread_local! {
+    /// On a worker thread: which pool it belongs to (by address) and its own deque.
+    static LOCAL: RefCell<Option<LocalQueue>> = const { RefCell::new(None) };
+}
+
+struct LocalQueue {
+    pool: *const PoolShared,
+    deque: Worker<TaskRef>,
+}
+
+impl Schedule for PoolShared {
+    fn schedule(&self, task: TaskRef) {
+        let leftover = LOCAL.with(|local| match &*local.borrow() {
+            Some(q) if std::ptr::eq(q.pool, self) => {
+                q.deque.push(task);
+                None
+            }
+            _ => Some(task),
+        });
+        if let Some(task) = leftover {
+            self.injector.push(task);
+        }
+        self.notify_one();
+    }
+
+    fn owner(&self) -> &TaskOwner {
+        &self.owner
+    }
+}
+
+impl PoolShared {
+    /// Wakes one idle worker, if any (the pusher's half of the parking protocol).
+    fn notify_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.num_idle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let woken = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let index = idle.pop();
+            if index.is_some() {
+                self.num_idle.fetch_sub(1, Ordering::SeqCst);
+            }
+            index
+        };
+        if let (Some(index), Some(workers)) = (woken, self.workers.get()) {
+            workers[index].unpark();
+        }
+    }
+
+    fn notify_all(&self) {
+        if let Some(workers) = self.workers.get() {
+            for worker in workers {
+                worker.unpark();
+            }
+        }
+    }
+
+    /// Anything to run, anywhere?
+    fn has_visible_work(&self, own: &Worker<TaskRef>) -> bool {
+        !own.is_empty() || !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Starts a shutdown without waiting for it: closes the registry, cancels every live
+    /// task, and tells workers to stop. Safe to call from any thread, including a worker.
+    fn begin_shutdown(&self) {
+        let live = self.owner.close();
+        for task in &live {
+            task::cancel(task, CancelReason::Shutdown);
+        }
+        drop(live);
+        self.stopping.store(true, Ordering::SeqCst);
+        let _ = self.timer_wake.try_send(());
+        self.notify_all();
+    }
+
+    fn request_shutdown(&self, cause: &TaskError) {
+        let _ = self.shutdown_cause.set(cause.clone());
+        self.shutdown_requested.store(true, Ordering::SeqCst);
+        self.begin_shutdown();
+    }
+
+    fn is_worker_thread(&self) -> bool {
+        LOCAL.with(|local| {
+            local
+                .borrow()
+                .as_ref()
+                .is_some_and(|q| std::ptr::eq(q.pool, self))
+        })
+    }
+}
+
+/// One worker thread's loop.
+fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
+    LOCAL.with(|local| {
+        *local.borrow_mut() = Some(LocalQueue {
+            pool: Arc::as_ptr(&shared),
+            deque,
+        })
+    });
+    let handle = Handle {
+        flavor: Flavor::Pool(shared.clone()),
+    };
+    let entered = context::enter(handle, "a worker thread");
+    let mut pops: u32 = 0;
+    let mut victim = index;
+    loop {
+        pops = pops.wrapping_add(1);
+        if let Some(task) = find_task(&shared, pops, &mut victim) {
+            task.run();
+            continue;
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        park_worker(&shared, index);
+    }
+    // Hand anything left in our deque to the injector for the thread that joins us.
+    let local = LOCAL.with(|local| local.borrow_mut().take());
+    if let Some(local) = local {
+        while let Some(task) = local.deque.pop() {
+            shared.injector.push(task);
+        }
+    }
+    drop(entered);
+}
+
+/// Own deque, injector, then stealing; the injector first every `INJECTOR_INTERVAL` pops.
+fn find_task(shared: &PoolShared, pops: u32, victim: &mut usize) -> Option<TaskRef> {
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let own = &local.as_ref().expect("worker thread without its deque").deque;
+        if pops % INJECTOR_INTERVAL == 0 {
+            if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+                return Some(task);
+            }
+        }
+        if let Some(task) = own.pop() {
+            return Some(task);
+        }
+        if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+            return Some(task);
+        }
+        let n = shared.stealers.len();
+        for i in 0..n {
+            let v = (*victim + i) % n;
+            if let Some(task) = steal_retrying(|| shared.stealers[v].steal_batch_and_pop(own)) {
+                *victim = v;
+                return Some(task);
+            }
+        }
+        *victim = (*victim + 1) % n.max(1);
+        None
+    })
+}
+
+fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
+    loop {
+        match steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// The worker's half of the parking protocol (module doc).
+fn park_worker(shared: &PoolShared, index: usize) {
+    {
+        let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(index);
+        shared.num_idle.fetch_add(1, Ordering::SeqCst);
+    }
+    fence(Ordering::SeqCst);
+    let work = LOCAL.with(|local| {
+        let local = local.borrow();
+        let own = &local.as_ref().expect("worker thread without its deque").deque;
+        shared.has_visible_work(own)
+    });
+    if !work && !shared.stopping.load(Ordering::SeqCst) {
+        thread::park();
+    }
+    // Leave the idle list if nobody took us off it (we found work, or woke spuriously).
+    let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pos) = idle.iter().position(|&i| i == index) {
+        idle.swap_remove(pos);
+        shared.num_idle.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The timer thread: fires due timers, then blocks until the next deadline or a
+/// notification that an earlier one was registered.
+fn run_timers(shared: Weak<PoolShared>, wake: Receiver<()>) {
+    loop {
+        let Some(pool) = shared.upgrade() else { return };
+        if pool.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let next = pool.timers.fire_due();
+        drop(pool);
+        let outcome = match next {
+            Some(deadline) => wake.recv_deadline(deadline).map_err(|e| e.is_disconnected()),
+            None => wake.recv().map_err(|_| true),
+        };
+        if outcome == Err(true) {
+            return;
+        }
+    }
+}
+
+/// The waker of `block_on`'s root future.
+struct RootWaker {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl ArcWake for RootWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.woken.store(true, Ordering::Release);
+        arc_self.thread.unpark();
+    }
+}
+
+impl Executor {
+    /// Creates a pool with one worker per core (`std::thread::available_parallelism`).
+    pub fn new() -> Executor {
+        Builder::new().build()
+    }
+
+    pub(crate) fn from_builder(builder: &Builder) -> Executor {
+        crate::failure::install_panic_hook();
+        let n = builder.worker_threads.unwrap_or_else(|| {
+            thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let deques: Vec<Worker<TaskRef>> = (0..n).map(|_| Worker::new_fifo()).collect();
+        let stealers = deques.iter().map(Worker::stealer).collect();
+        let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
+        let (timer_wake, timer_rx) = crossbeam_channel::bounded(1);
+        let shared = Arc::new(PoolShared {
+            owner: TaskOwner::new(sink.clone(), builder.backtraces),
+            injector: Injector::new(),
+            stealers,
+            idle: Mutex::new(Vec::with_capacity(n)),
+            num_idle: AtomicUsize::new(0),
+            workers: OnceLock::new(),
+            timers: Timers::new(),
+            timer_wake,
+            stopping: AtomicBool::new(false),
+            shutdown_cause: OnceLock::new(),
+            shutdown_requested: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&shared);
+        sink.set_shutdown_trigger(Box::new(move |err| {
+            if let Some(shared) = weak.upgrade() {
+                shared.request_shutdown(err);
+            }
+        }));
+        let weak = Arc::downgrade(&shared);
+        shared.timers.set_notify(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                let _ = shared.timer_wake.try_send(());
+            }
+        }));
+        let mut threads = Vec::with_capacity(n + 1);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let shared = shared.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{}", builder.thread_name, index))
+                .spawn(move || run_worker(shared, index, deque))
+                .expect("warden: failed to spawn a worker thread");
+            threads.push(spawned);
+        }
+        let _ = shared
+            .workers
+            .set(threads.iter().map(|t| t.thread().clone()).collect());
+        // Workers that parked before the list was set could have missed an unpark.
+        shared.notify_all();
+        let weak = Arc::downgrade(&shared);
+        let timer = thread::Builder::new()
+            .name(format!("{}-timer", builder.thread_name))
+            .spawn(move || run_timers(weak, timer_rx))
+            .expect("warden: failed to spawn the timer thread");
+        threads.push(timer);
+        Executor {
+            shared,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// A thread-safe handle, to spawn onto this executor from anywhere.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            flavor: Flavor::Pool(self.shared.clone()),
+        }
+    }
+
+    /// Spawns a task onto the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::Executor::new();
+    /// let handle = ex.spawn(async { 40 + 2 });
+    /// assert_eq!(ex.block_on(handle).unwrap(), 42);
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        task::spawn(future, task::plain, SpawnSpec::new(None), self.shared.clone())
+    }
+
+    /// Spawns a named task; the name appears in every failure report and log line.
+    #[track_caller]
+    pub fn spawn_named<F>(&self, name: impl Into<String>, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let spec = SpawnSpec::new(Some(name.into()));
+        task::spawn(future, task::plain, spec, self.shared.clone())
+    }
+
+    /// Creates a [`TaskGroup`](crate::TaskGroup) on this executor.
+    pub fn group(&self) -> crate::TaskGroup {
+        self.handle().group()
+    }
+
+    /// Runs `future` to completion on the calling thread (not a worker), parking it between
+    /// polls, while the workers run tasks.
+    ///
+    /// `future` itself is not a task, but inside it `warden::spawn` and `TaskGroup::new`
+    /// target this executor.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a task or another `block_on` on this thread, and, under
+    /// [`UnhandledPolicy::Shutdown`](crate::UnhandledPolicy::Shutdown), when an unobserved
+    /// failure shut the executor down: the message names the task.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _entered = context::enter(self.handle(), "block_on");
+        let root = Arc::new(RootWaker {
+            woken: AtomicBool::new(true),
+            thread: thread::current(),
+        });
+        let waker = waker_ref(&root);
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future);
+        loop {
+            if self.shared.shutdown_requested.load(Ordering::SeqCst) {
+                match self.shared.shutdown_cause.get() {
+                    Some(cause) => panic!(
+                        "warden: the executor shut down because of an unobserved failure \
+                         (UnhandledPolicy::Shutdown): {cause}"
+                    ),
+                    None => panic!("warden: the executor shut down during block_on"),
+                }
+            }
+            if root.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+            }
+            if !root.woken.load(Ordering::Acquire) {
+                thread::park();
+            }
+        }
+    }
+
+    /// A snapshot of this executor's task counters.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.owner.metrics.snapshot()
+    }
+
+    /// How many timers are registered and not yet fired; see
+    /// [`LocalExecutor::timer_count`](crate::LocalExecutor::timer_count).
+    pub fn timer_count(&self) -> usize {
+        self.shared.timers.len()
+    }
+
+    /// Shuts the executor down: refuses new tasks (they resolve to
+    /// [`CancelReason::Shutdown`] at once), cancels every live task with
+    /// [`CancelReason::Shutdown`], drops every future (destructors run) and joins the
+    /// workers, all before it returns. Calling it again does nothing.
+    ///
+    /// Called from one of this pool's own worker threads (inside a task), it starts the
+    /// shutdown and returns at once; the join happens when the `Executor` is dropped.
+    pub fn shutdown(&self) {
+        self.shared.begin_shutdown();
+        if self.shared.is_worker_thread() {
+            return;
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            // Workers never unwind (task code runs inside catch_unwind); if one did, the
+            // panic was already reported by the panic hook.
+            let _ = t.join();
+        }
+        // Run what the workers left queued: cancelled tasks whose futures still need dropping.
+        let _current = context::set_current(self.handle());
+        while let Some(task) = steal_retrying(|| self.shared.injector.steal()) {
+            task.run();
+        }
+        self.shared.timers.clear();
+        let live = self.shared.owner.live();
+        if live != 0 {
+            log::error!(target: "warden", "shutdown finished with {live} tasks still live");
+        }
+    }
+}
+
+impl Default for Executor {
+    fn default() -> Executor {
+        Executor::new()
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl futures_task::Spawn for Executor {
+    fn spawn_obj(
+        &self,
+        future: futures_task::FutureObj<'static, ()>,
+    ) -> Result<(), futures_task::SpawnError> {
+        self.handle().spawn_obj(future)
+    }
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("workers", &self.shared.stealers.len())
+            .field("injector", &self.shared.injector.len())
+            .field("idle", &self.shared.num_idle.load(Ordering::Relaxed))
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}

@@ -1,0 +1,274 @@
+//! One task's heap block, and one step of running it.
+//!
+//! [`Task::run`](RawTask::run) is the whole life of a poll:
+//!
+//! 1. transition 2 (`transition_to_running`), which is also where a task's own cancel flag
+//!    is seen; then the group's flag (one atomic load). A cancelled task's future is dropped
+//!    instead of polled.
+//! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc` (`waker_ref`:
+//!    no clone, no reference-count traffic unless the future keeps the waker).
+//! 3. `Pending`: transition 3, re-queueing the task if it was woken meanwhile.
+//!    `Ready` or a panic: drop the future, store the result, transition 6, then hand the
+//!    result to whoever owns it (rule 3), and leave the owner's registry.
+//!
+//! Panics are data here: user code (the future's `poll` and `Drop`, the output's `Drop`)
+//! always runs inside [`catch_panics`], and what it throws becomes the task's failure.
+
+use std::cell::UnsafeCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_task::waker_ref;
+
+use super::state::{ToIdle, ToRunning};
+use super::{GroupLink, Header, MemberExit, RawTask, Schedule, TaskInfo};
+use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
+use crate::hook::FailureWatch;
+use crate::metrics::Ending;
+
+/// A task: header, stage, and how to turn the future's output into the task's result.
+pub(crate) struct Task<F: Future, T> {
+    pub(super) header: Header,
+    stage: UnsafeCell<Stage<F, T>>,
+    finish: fn(F::Output) -> Result<T, BoxError>,
+}
+
+/// What the task holds: its future, then its result.
+pub(super) enum Stage<F, T> {
+    /// Rule 1: only the `RUNNING` thread touches it.
+    Running(F),
+    /// Rules 2 and 3. A failure carries its watch (see `hook.rs`).
+    Finished(Result<T, TaskError>, Option<Arc<FailureWatch>>),
+    /// The future was dropped and the result taken (or not yet stored).
+    Consumed,
+}
+
+// SAFETY: the stage is the only field that is not `Send + Sync` on its own. Rules 1-3 in
+// task/mod.rs make every access to it exclusive (one `RUNNING` thread, then one result
+// owner), so sharing the block between threads never shares the stage. Futures and outputs
+// that are not `Send` only get here through `spawn_unchecked`, whose contract keeps every
+// access to them on one thread.
+unsafe impl<F: Future, T> Send for Task<F, T> {}
+// SAFETY: as for `Send` above.
+unsafe impl<F: Future, T> Sync for Task<F, T> {}
+
+impl<F, T> Task<F, T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    /// Allocates the task, queued-and-handled (`SCHEDULED | HANDLE`).
+    ///
+    /// # Safety
+    ///
+    /// As for [`spawn_unchecked`](super::spawn_unchecked): if `F` or `T` is not `Send`,
+    /// `scheduler` must run the task only on the current thread.
+    pub(super) unsafe fn new(
+        future: F,
+        finish: fn(F::Output) -> Result<T, BoxError>,
+        info: TaskInfo,
+        scheduler: Arc<dyn Schedule>,
+        group: Option<Arc<dyn GroupLink>>,
+    ) -> Arc<Self> {
+        Arc::new(Task {
+            header: Header::new(info, scheduler, group),
+            stage: UnsafeCell::new(Stage::Running(future)),
+            finish,
+        })
+    }
+
+    /// Polls the future once. The caller holds `RUNNING`.
+    fn poll_future(self: Arc<Self>) {
+        let owner = self.header.scheduler.owner();
+        owner.metrics.polled();
+        let polled = {
+            let waker = waker_ref(&self);
+            let mut cx = Context::from_waker(&waker);
+            let _task = crate::context::enter_task(self.header.info.id());
+            catch_panics(owner.backtraces, || {
+                // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
+                // touches the stage until transition 3 or 6.
+                let stage = unsafe { &mut *self.stage.get() };
+                let Stage::Running(future) = stage else {
+                    unreachable!("polled a task whose future is gone")
+                };
+                // SAFETY: the future lives inside the `Arc`'s heap block, which never moves,
+                // and it is only ever dropped in place (the stage is overwritten, never moved
+                // out of while it is `Running`): the pinning guarantee holds.
+                let future = unsafe { Pin::new_unchecked(future) };
+                future.poll(&mut cx)
+            })
+        };
+        match polled {
+            Ok(Poll::Pending) => {
+                if self.header.state.transition_to_idle() == ToIdle::Requeue {
+                    let scheduler = self.header.scheduler.clone();
+                    scheduler.schedule(self);
+                }
+            }
+            Ok(Poll::Ready(output)) => {
+                let result = (self.finish)(output)
+                    .map_err(|e| TaskError::from_error(self.header.info.clone(), e));
+                self.complete(result);
+            }
+            Err(payload) => {
+                let failure = TaskError::from_panic(self.header.info.clone(), payload);
+                self.complete(Err(failure));
+            }
+        }
+    }
+
+    /// Drops the future in place, catching a panic from its destructor. The caller holds
+    /// `RUNNING`.
+    fn drop_future(&self) -> Result<(), TaskError> {
+        let owner = self.header.scheduler.owner();
+        let _task = crate::context::enter_task(self.header.info.id());
+        catch_panics(owner.backtraces, || {
+            // SAFETY: rule 1: this thread holds `RUNNING`.
+            unsafe { *self.stage.get() = Stage::Consumed };
+        })
+        .map_err(|payload| TaskError::from_panic(self.header.info.clone(), payload))
+    }
+
+    /// The future returned or panicked: drop it, then finish.
+    fn complete(self: Arc<Self>, result: Result<T, TaskError>) {
+        let result = match (result, self.drop_future()) {
+            (result, Ok(())) => result,
+            // The body returned a value, then its destructor panicked: that panic is the
+            // task's failure (nothing is lost), and the value is dropped.
+            (Ok(value), Err(drop_panic)) => {
+                drop_logged(value, &self.header.info, "output");
+                Err(drop_panic)
+            }
+            // Two failures: keep the first, log the second.
+            (Err(first), Err(second)) => {
+                log::error!(target: "warden", "{second} (while dropping a failed task's future)");
+                Err(first)
+            }
+        };
+        self.finish(result);
+    }
+
+    /// The task was cancelled: drop its future without polling it.
+    fn cancel_now(self: Arc<Self>, reason: CancelReason) {
+        let result = match self.drop_future() {
+            Ok(()) => TaskError::cancelled(self.header.info.clone(), reason),
+            // A destructor that panics during cancellation: the panic becomes the task's
+            // failure, so that it is reported rather than lost.
+            Err(drop_panic) => drop_panic,
+        };
+        self.finish(Err(result));
+    }
+
+    /// Stores the result and hands it on (transition 6, rule 3). The caller holds `RUNNING`
+    /// and has dropped the future.
+    fn finish(self: Arc<Self>, result: Result<T, TaskError>) {
+        let header = &self.header;
+        let owner = header.scheduler.owner();
+        let (ending, watch) = match &result {
+            Ok(_) => (Ending::Completed, None),
+            Err(e) if e.is_cancelled() => (Ending::Cancelled, None),
+            Err(e) => {
+                let ending = if e.is_panic() {
+                    Ending::Panicked
+                } else {
+                    Ending::Errored
+                };
+                (ending, Some(FailureWatch::new(e.clone(), owner.sink.clone())))
+            }
+        };
+        owner.metrics.ended(ending);
+        if let Some(group) = &header.group {
+            let exit = match (&watch, &result) {
+                (Some(watch), Err(e)) => MemberExit::Failed(watch.clone(), e.clone()),
+                _ if ending == Ending::Cancelled => MemberExit::Cancelled,
+                _ => MemberExit::Completed,
+            };
+            group.member_exited(header.info.id(), exit);
+        }
+        // SAFETY: rule 2: this thread still holds `RUNNING`.
+        unsafe { *self.stage.get() = Stage::Finished(result, watch) };
+        let before = header.state.transition_to_complete();
+        if before.has_handle() {
+            header.wake_join_waiter();
+        } else {
+            // SAFETY: rule 3: the handle was dropped before transition 6, so the result is
+            // ours, and nobody else will touch the stage again.
+            let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+            drop_logged(stage, &header.info, "output");
+        }
+        let registered = owner.remove(header);
+        drop(registered);
+    }
+
+    /// For the handle: the result, once complete. The caller owns `HANDLE`.
+    pub(super) fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        let header = &self.header;
+        if !header.state.load().is_complete() {
+            {
+                let mut slot = header.join_waker.lock().unwrap_or_else(|e| e.into_inner());
+                match &*slot {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *slot = Some(cx.waker().clone()),
+                }
+            }
+            // Rule 5: re-check after storing the waker.
+            if !header.state.load().is_complete() {
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: rule 3: `COMPLETE` is set and the caller holds `HANDLE`, so the result is
+        // the handle's alone.
+        let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+        match stage {
+            Stage::Finished(result, watch) => {
+                if let Some(watch) = watch {
+                    watch.observe();
+                }
+                Poll::Ready(result)
+            }
+            _ => panic!("a warden JoinHandle was polled after it had returned its result"),
+        }
+    }
+
+    /// For the handle: it is being dropped or detached (transition 7).
+    pub(super) fn release_handle(&self) {
+        let before = self.header.state.drop_handle();
+        if before.is_complete() {
+            // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result
+            // is ours; after this, nobody touches the stage.
+            let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+            drop_logged(stage, &self.header.info, "output");
+        }
+    }
+}
+
+impl<F, T> RawTask for Task<F, T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run(self: Arc<Self>) {
+        match self.header.state.transition_to_running() {
+            ToRunning::Dead => {}
+            ToRunning::Cancel => {
+                let reason = self.header.reason();
+                self.cancel_now(reason);
+            }
+            ToRunning::Poll => {
+                // The cancel-at-poll check for groups: one atomic load when not cancelled.
+                let group_reason = self.header.group.as_ref().and_then(|g| g.cancel_reason());
+                match group_reason {
+                    Some(reason) => self.cancel_now(reason),
+                    None => self.poll_future(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The part of a task that does not depend on its future's type.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Waker;
+
+use super::state::State;
+use super::{GroupLink, Schedule, TaskInfo};
+use crate::failure::CancelReason;
+
+/// Shared by the executor, the wakers, the handle and the group. The field rules are in
+/// the module doc of [`crate::task`].
+pub(crate) struct Header {
+    /// The state word (see `state.rs`).
+    pub(crate) state: State,
+    /// Who this task is.
+    pub(crate) info: TaskInfo,
+    /// Why it was cancelled; written before `CANCELLED` is set (rule 4).
+    pub(crate) cancel_reason: OnceLock<CancelReason>,
+    /// The waker of whoever awaits the handle (rule 5).
+    pub(crate) join_waker: Mutex<Option<Waker>>,
+    /// The executor that runs this task.
+    pub(crate) scheduler: Arc<dyn Schedule>,
+    /// The group this task belongs to, if any.
+    pub(crate) group: Option<Arc<dyn GroupLink>>,
+    /// The task's key in its owner's registry; written once, before the task is queued.
+    pub(crate) owner_key: AtomicUsize,
+}
+
+impl Header {
+    pub(crate) fn new(
+        info: TaskInfo,
+        scheduler: Arc<dyn Schedule>,
+        group: Option<Arc<dyn GroupLink>>,
+    ) -> Header {
+        Header {
+            state: State::new(),
+            info,
+            cancel_reason: OnceLock::new(),
+            join_waker: Mutex::new(None),
+            scheduler,
+            group,
+            owner_key: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// The reason to report for a cancelled task: its own, or its group's.
+    pub(crate) fn reason(&self) -> CancelReason {
+        self.cancel_reason
+            .get()
+            .cloned()
+            .unwrap_or(CancelReason::Explicit(None))
+    }
+
+    /// Takes the handle's waker, if one is waiting, and wakes it.
+    pub(crate) fn wake_join_waiter(&self) {
+        let waker = self
+            .join_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}

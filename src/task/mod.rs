@@ -1,0 +1,238 @@
+//! The task core: what a task is, independent of any executor.
+//!
+//! A task is one heap block (`Arc<Task<F, T>>`, in [`harness`]) holding a [`Header`] and a
+//! *stage*: first the future, then its result. Executors see tasks only as [`TaskRef`]
+//! (`Arc<dyn RawTask>`) and talk back through the [`Schedule`] trait; a
+//! [`JoinHandle`](crate::JoinHandle) is a typed view of the same block. Groups attach
+//! through the [`GroupLink`] trait. Nothing in this module knows which executor runs it.
+//!
+//! # State
+//!
+//! The header's state word (see [`state`]) has five bits: `SCHEDULED`, `RUNNING`,
+//! `COMPLETE`, `CANCELLED` and `HANDLE`. The lifecycle, with the transitions as named in
+//! `state.rs`:
+//!
+//! ```text
+//!                   spawn
+//!                     |
+//!                     v            (2) transition_to_running
+//!   +------------> SCHEDULED ----------------------------------+
+//!   |                 ^                                        |
+//!   | (1) notified    | (3) transition_to_idle -> Requeue      v
+//!   |                 +------------------------------------ RUNNING --(6) complete--> COMPLETE
+//!   |                                                       |  ^  |                   (value,
+//! IDLE <------------ (3) transition_to_idle -> Idle --------+  |  |                    failure or
+//!   ^                                                          |  |                    cancelled)
+//!   +----- (4) notified during the poll: SCHEDULED|RUNNING ----+  |
+//!                                                                 |
+//!   (5) cancel requested: CANCELLED|SCHEDULED, then (2) returns Cancel and the
+//!       poller drops the future instead of polling it --------------+
+//!
+//!   (7) drop_handle: clears HANDLE at any point; see rule 3.
+//! ```
+//!
+//! # Fields
+//!
+//! 1. **The future** (the stage while running) is touched only by the thread that holds
+//!    `RUNNING`: it polls it, or drops it. `RUNNING` is taken by transition 2, which only
+//!    the thread that popped the task off a run queue performs, so there is never more than
+//!    one.
+//! 2. **The result** is written into the stage by the `RUNNING` thread, before transition 6
+//!    publishes it (release) together with `COMPLETE`.
+//! 3. **After `COMPLETE`**, the result belongs to exactly one party: the handle, if
+//!    `HANDLE` was still set at transition 6; otherwise the completing thread. Transition 6
+//!    and transition 7 are both single atomic operations on the same word, so whichever
+//!    comes second learns that the other has happened: if the handle is dropped after
+//!    completion, the handle drops the result; if completion comes after the handle was
+//!    dropped, the completing thread drops it.
+//! 4. **The cancel reason** is a `OnceLock`, written before `CANCELLED` is set; the first
+//!    reason wins.
+//! 5. **The join waker** sits behind a mutex. The handle stores its waker, then re-checks
+//!    `COMPLETE`; the completing thread sets `COMPLETE`, then takes the waker. Either the
+//!    handle sees `COMPLETE` or the completer sees the waker: no lost wake-up.
+//!
+//! # Safety
+//!
+//! The stage is an `UnsafeCell`: the rules above are what make each access exclusive, and
+//! every `unsafe` block in [`harness`] names the rule it relies on. A task may hold a
+//! future or output that is not `Send`; [`spawn_unchecked`] is `unsafe` for exactly that
+//! reason, and its contract keeps such a task on one thread.
+
+mod harness;
+mod header;
+mod id;
+mod join;
+mod owner;
+pub(crate) mod state;
+mod waker;
+
+use std::future::Future;
+use std::panic::Location;
+use std::sync::Arc;
+
+pub use id::{GroupId, TaskId, TaskInfo};
+pub use join::JoinHandle;
+
+pub(crate) use header::Header;
+pub(crate) use owner::TaskOwner;
+
+use crate::failure::{BoxError, CancelReason, TaskError};
+use crate::hook::FailureWatch;
+
+/// An executor's reference to a task, with the type of its future erased.
+pub(crate) type TaskRef = Arc<dyn RawTask>;
+
+/// What executors can do with a task.
+pub(crate) trait RawTask: Send + Sync + 'static {
+    /// The type-independent part of the task.
+    fn header(&self) -> &Header;
+
+    /// Runs one step: transition 2, then poll the future (or drop it if cancelled), then
+    /// store the result or go idle. Call only with a reference popped off a run queue.
+    fn run(self: Arc<Self>);
+}
+
+/// How a task talks to the executor that runs it.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Puts a notified task on a run queue. Called from any thread, by wakers.
+    fn schedule(&self, task: TaskRef);
+
+    /// The executor's registry of live tasks, counters and error sink.
+    fn owner(&self) -> &TaskOwner;
+}
+
+/// How a task talks to its group, if it has one. Implemented in `group.rs`.
+pub(crate) trait GroupLink: Send + Sync + 'static {
+    /// The group's id, recorded in the task's [`TaskInfo`].
+    fn id(&self) -> GroupId;
+
+    /// The task was created: remember it, so that cancelling the group can wake it.
+    fn register(&self, task: &TaskRef);
+
+    /// `Some(reason)` once the group (or an ancestor) was cancelled. Checked before every
+    /// poll, so it must be cheap: an atomic load.
+    fn cancel_reason(&self) -> Option<CancelReason>;
+
+    /// The task ended. For a failure, the group keeps `watch` so it can report the failure
+    /// at `join`, or hand it on if the group is dropped without `join`.
+    fn member_exited(&self, id: TaskId, exit: MemberExit);
+}
+
+/// How a group member ended.
+pub(crate) enum MemberExit {
+    Completed,
+    Failed(Arc<FailureWatch>, TaskError),
+    Cancelled,
+}
+
+/// Everything about a task but its future.
+pub(crate) struct SpawnSpec {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) group: Option<Arc<dyn GroupLink>>,
+}
+
+impl SpawnSpec {
+    #[track_caller]
+    pub(crate) fn new(name: Option<String>) -> SpawnSpec {
+        SpawnSpec {
+            name: name.map(Arc::from),
+            location: Location::caller(),
+            group: None,
+        }
+    }
+}
+
+/// Creates a task for `future`, registers it with `scheduler` and queues it.
+///
+/// `finish` turns the future's output into the task's result: `Ok` for a value, `Err` for
+/// a failure that a group task's body returned.
+///
+/// If the executor is shut down, the task is created and cancelled at once with
+/// [`CancelReason::Shutdown`] (its future dropped, never polled), and the handle resolves to
+/// that.
+///
+/// # Safety
+///
+/// If `F` or `T` is not `Send`, the caller must guarantee that `scheduler` runs and drops
+/// its tasks only on the current thread. (The returned handle is `!Send` when `T` is, and
+/// the future is only ever polled or dropped inside [`RawTask::run`], so that suffices.)
+pub(crate) unsafe fn spawn_unchecked<F, T>(
+    future: F,
+    finish: fn(F::Output) -> Result<T, BoxError>,
+    spec: SpawnSpec,
+    scheduler: Arc<dyn Schedule>,
+) -> JoinHandle<T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    crate::failure::install_panic_hook();
+    let info = TaskInfo::new(
+        spec.name,
+        spec.location,
+        crate::context::current_task(),
+        spec.group.as_ref().map(|g| g.id()),
+    );
+    // SAFETY: forwarded from this function's own contract.
+    let task = unsafe { harness::Task::new(future, finish, info, scheduler, spec.group) };
+    let header = task.header();
+    let owner = header.scheduler.owner();
+    owner.metrics.spawned();
+    let task_ref: TaskRef = task.clone();
+    if let Some(group) = &header.group {
+        group.register(&task_ref);
+    }
+    match owner.insert(&task_ref) {
+        Ok(()) => header.scheduler.schedule(task_ref),
+        Err(_closed) => {
+            // The executor has shut down: the task never runs. Run it once here so that the
+            // normal cancel path drops the future and resolves the handle.
+            let _ = header.cancel_reason.set(CancelReason::Shutdown);
+            let _ = header.state.transition_to_cancel_requested();
+            task_ref.run();
+        }
+    }
+    JoinHandle::new(task)
+}
+
+/// Spawns a `Send` future; see [`spawn_unchecked`].
+pub(crate) fn spawn<F, T>(
+    future: F,
+    finish: fn(F::Output) -> Result<T, BoxError>,
+    spec: SpawnSpec,
+    scheduler: Arc<dyn Schedule>,
+) -> JoinHandle<T>
+where
+    F: Future + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: `F` and `T` are `Send`, so the contract's condition does not apply.
+    unsafe { spawn_unchecked(future, finish, spec, scheduler) }
+}
+
+/// `finish` for ordinary tasks: every output is a value.
+pub(crate) fn plain<T>(value: T) -> Result<T, BoxError> {
+    Ok(value)
+}
+
+/// Requests cancellation of `task` with `reason` and wakes it, so that a poller drops its
+/// future promptly. The first reason given wins.
+pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
+    let header = task.header();
+    if header.state.load().is_complete() {
+        return;
+    }
+    let _ = header.cancel_reason.set(reason);
+    if header.state.transition_to_cancel_requested() == state::Notified::Submit {
+        header.scheduler.schedule(task.clone());
+    }
+}
+
+/// Wakes `task` as its waker would (transition 1).
+pub(crate) fn wake(task: &TaskRef) {
+    let header = task.header();
+    if header.state.transition_to_notified() == state::Notified::Submit {
+        header.scheduler.schedule(task.clone());
+    }
+}

@@ -1,0 +1,278 @@
+//! The task's atomic state word, its bits, and the named transitions between states.
+//!
+//! See the module doc of [`crate::task`] for the lifecycle diagram and the rules that the
+//! bits grant. Every transition is one atomic read-modify-write and returns a
+//! `#[must_use]` value that tells the caller what it now owns or must do.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+/// The task is on a run queue, or is about to be put on one, or (together with
+/// [`RUNNING`]) was woken during its poll and must be re-queued when the poll ends.
+/// Never set together with [`COMPLETE`].
+pub(crate) const SCHEDULED: usize = 1 << 0;
+
+/// One thread is polling the task, or dropping its future. That thread alone may touch the
+/// future (rule 1). Never set together with [`COMPLETE`].
+pub(crate) const RUNNING: usize = 1 << 1;
+
+/// The future is gone and the stage holds the result (or has been read). Set once, never
+/// cleared. From here on, wakes and cancels do nothing.
+pub(crate) const COMPLETE: usize = 1 << 2;
+
+/// Somebody asked for this task to be cancelled; the reason is in the header's
+/// `cancel_reason`, written before this bit. The next transition to running sees it.
+pub(crate) const CANCELLED: usize = 1 << 3;
+
+/// A [`JoinHandle`](crate::JoinHandle) exists. Whoever clears it or sets [`COMPLETE`]
+/// second owns the result (rule 3).
+pub(crate) const HANDLE: usize = 1 << 4;
+
+/// A freshly spawned task: queued, with a handle.
+const INITIAL: usize = SCHEDULED | HANDLE;
+
+/// The state word.
+pub(crate) struct State {
+    word: AtomicUsize,
+}
+
+/// A copy of the state word at one moment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+impl Snapshot {
+    pub(crate) fn is_scheduled(self) -> bool {
+        self.0 & SCHEDULED != 0
+    }
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+    pub(crate) fn is_cancelled(self) -> bool {
+        self.0 & CANCELLED != 0
+    }
+    pub(crate) fn has_handle(self) -> bool {
+        self.0 & HANDLE != 0
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("scheduled", &self.is_scheduled())
+            .field("running", &self.is_running())
+            .field("complete", &self.is_complete())
+            .field("cancelled", &self.is_cancelled())
+            .field("handle", &self.has_handle())
+            .finish()
+    }
+}
+
+/// What a wake (transition 1, or 4 during a poll) asks of the waker.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Notified {
+    /// The task was idle: the waker now owns putting it on a run queue.
+    Submit,
+    /// Already queued, being polled (it will be re-queued after), or complete: nothing to do.
+    Nothing,
+}
+
+/// What the run queue's owner may do with a task it popped (transition 2).
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToRunning {
+    /// Poll it: this thread now holds [`RUNNING`].
+    Poll,
+    /// It was cancelled: this thread holds [`RUNNING`] and must drop the future.
+    Cancel,
+    /// It completed while queued; just drop the reference.
+    Dead,
+}
+
+/// What happens after a poll returned `Pending` (transition 3).
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToIdle {
+    /// Nobody woke it: it waits for a waker.
+    Idle,
+    /// It was woken (or cancelled) during the poll: the poller must queue it again.
+    Requeue,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State {
+            word: AtomicUsize::new(INITIAL),
+        }
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.word.load(Acquire))
+    }
+
+    /// Applies `f` in a compare-and-swap loop; returns the old snapshot and `f`'s verdict.
+    fn update<R>(&self, mut f: impl FnMut(Snapshot) -> (Option<usize>, R)) -> (Snapshot, R) {
+        let mut current = self.word.load(Acquire);
+        loop {
+            let (next, verdict) = f(Snapshot(current));
+            let Some(next) = next else {
+                return (Snapshot(current), verdict);
+            };
+            match self
+                .word
+                .compare_exchange_weak(current, next, AcqRel, Acquire)
+            {
+                Ok(_) => return (Snapshot(current), verdict),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Transition 1 (and 4): a waker fired. Sets [`SCHEDULED`] unless it is set already or
+    /// the task is complete. A wake storm costs one load per wake once the bit is set.
+    pub(crate) fn transition_to_notified(&self) -> Notified {
+        let s = self.load();
+        if s.0 & (SCHEDULED | COMPLETE) != 0 {
+            return Notified::Nothing;
+        }
+        self.update(|s| {
+            if s.0 & (SCHEDULED | COMPLETE) != 0 {
+                (None, Notified::Nothing)
+            } else if s.is_running() {
+                (Some(s.0 | SCHEDULED), Notified::Nothing)
+            } else {
+                (Some(s.0 | SCHEDULED), Notified::Submit)
+            }
+        })
+        .1
+    }
+
+    /// Transition 5: cancel requested. Sets [`CANCELLED`] and, like a wake, [`SCHEDULED`],
+    /// so that the task reaches a poller that will drop it.
+    pub(crate) fn transition_to_cancel_requested(&self) -> Notified {
+        self.update(|s| {
+            if s.is_complete() || (s.is_cancelled() && s.is_scheduled()) {
+                (None, Notified::Nothing)
+            } else if s.is_scheduled() || s.is_running() {
+                (Some(s.0 | CANCELLED | SCHEDULED), Notified::Nothing)
+            } else {
+                (Some(s.0 | CANCELLED | SCHEDULED), Notified::Submit)
+            }
+        })
+        .1
+    }
+
+    /// Transition 2: a poller popped the task off a run queue.
+    pub(crate) fn transition_to_running(&self) -> ToRunning {
+        self.update(|s| {
+            if s.is_complete() {
+                return (None, ToRunning::Dead);
+            }
+            debug_assert!(s.is_scheduled(), "popped a task that was not scheduled: {s:?}");
+            debug_assert!(!s.is_running(), "two pollers at once: {s:?}");
+            let next = (s.0 & !SCHEDULED) | RUNNING;
+            if s.is_cancelled() {
+                (Some(next), ToRunning::Cancel)
+            } else {
+                (Some(next), ToRunning::Poll)
+            }
+        })
+        .1
+    }
+
+    /// Transition 3: the poll returned `Pending`.
+    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+        self.update(|s| {
+            debug_assert!(s.is_running(), "idle without running: {s:?}");
+            let next = s.0 & !RUNNING;
+            if s.is_scheduled() {
+                (Some(next), ToIdle::Requeue)
+            } else {
+                (Some(next), ToIdle::Idle)
+            }
+        })
+        .1
+    }
+
+    /// Transition 6: the poller stored the result. Returns the state before, whose
+    /// [`HANDLE`] bit says who owns the result now (rule 3).
+    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+        self.update(|s| {
+            debug_assert!(s.is_running() && !s.is_complete(), "complete: {s:?}");
+            (Some((s.0 & !(RUNNING | SCHEDULED)) | COMPLETE), ())
+        })
+        .0
+    }
+
+    /// Transition 7: the handle is dropped or detached. Returns the state before: if it was
+    /// [`COMPLETE`], the handle owns the result and must drop it.
+    pub(crate) fn drop_handle(&self) -> Snapshot {
+        Snapshot(self.word.fetch_and(!HANDLE, AcqRel))
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.load().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_while_scheduled_does_not_enqueue_twice() {
+        let s = State::new();
+        assert_eq!(s.transition_to_notified(), Notified::Nothing);
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_notified(), Notified::Nothing); // during poll
+        assert_eq!(s.transition_to_notified(), Notified::Nothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::Requeue); // exactly one re-queue
+        assert_eq!(s.transition_to_notified(), Notified::Nothing);
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_notified(), Notified::Submit);
+        assert_eq!(s.transition_to_notified(), Notified::Nothing);
+    }
+
+    #[test]
+    fn wake_after_complete_is_a_no_op() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        let before = s.transition_to_complete();
+        assert!(before.has_handle());
+        assert_eq!(s.transition_to_notified(), Notified::Nothing);
+        assert_eq!(s.transition_to_cancel_requested(), Notified::Nothing);
+        assert!(s.drop_handle().is_complete());
+        assert!(!s.load().has_handle());
+    }
+
+    #[test]
+    fn cancel_is_seen_at_the_next_transition_to_running() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_cancel_requested(), Notified::Submit);
+        assert_eq!(s.transition_to_cancel_requested(), Notified::Nothing);
+        assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    }
+
+    #[test]
+    fn cancel_during_poll_requeues() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_cancel_requested(), Notified::Nothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::Requeue);
+        assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    }
+
+    #[test]
+    fn snapshot_debug_names_each_flag() {
+        let text = format!("{:?}", State::new());
+        assert!(text.contains("scheduled: true") && text.contains("handle: true"), "{text}");
+    }
+}

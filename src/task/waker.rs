@@ -1,0 +1,33 @@
+//! Wakers: a task's `Arc` is its waker, through `futures_task::ArcWake`.
+//!
+//! Waking is transition 1: if the task was idle, the waker puts it on its executor's run
+//! queue; if it is already queued, being polled, or complete, waking does nothing more than
+//! one atomic load. A waker that outlives its executor finds the task complete (shutdown
+//! completes every task) and does nothing.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_task::ArcWake;
+
+use super::harness::Task;
+use super::state::Notified;
+
+impl<F, T> ArcWake for Task<F, T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    fn wake(self: Arc<Self>) {
+        if self.header.state.transition_to_notified() == Notified::Submit {
+            let scheduler = self.header.scheduler.clone();
+            scheduler.schedule(self);
+        }
+    }
+
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        if arc_self.header.state.transition_to_notified() == Notified::Submit {
+            arc_self.header.scheduler.schedule(arc_self.clone());
+        }
+    }
+}

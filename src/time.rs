@@ -1,0 +1,298 @@
+//! Time: [`sleep`], [`timeout`], and the timer queue each executor owns.
+//!
+//! A timer is an entry `(deadline, seq) -> Waker` in a `BTreeMap`, so the next deadline
+//! is the first key. [`Sleep`] registers on its first poll and removes its entry when it
+//! is dropped, so a timer whose task was cancelled, or whose `timeout` finished early,
+//! leaves nothing behind.
+//!
+//! Who fires the timers:
+//! * the [`LocalExecutor`](crate::LocalExecutor) checks them on every batch and, when idle,
+//!   parks until the nearest deadline (`park_timeout`);
+//! * the multi-threaded [`Executor`](crate::Executor) has one timer thread that blocks on a
+//!   channel with the nearest deadline as its timeout, so an idle pool wakes a sleeping task
+//!   within about a millisecond of its deadline and otherwise uses no CPU.
+//!
+//! A registration that moves the nearest deadline earlier notifies the driver.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::context;
+use crate::handle::Handle;
+
+type Key = (Instant, u64);
+
+/// An executor's timers.
+pub(crate) struct Timers {
+    entries: Mutex<BTreeMap<Key, Waker>>,
+    seq: AtomicU64,
+    /// Tells the driver that the nearest deadline moved earlier. Set once by the executor.
+    notify: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers {
+            entries: Mutex::new(BTreeMap::new()),
+            seq: AtomicU64::new(0),
+            notify: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_notify(&self, notify: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.notify.set(notify);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Waker>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a timer; returns its key.
+    pub(crate) fn insert(&self, deadline: Instant, waker: Waker) -> Key {
+        let key = (deadline, self.seq.fetch_add(1, Ordering::Relaxed));
+        let earliest = {
+            let mut entries = self.lock();
+            entries.insert(key, waker);
+            entries.keys().next() == Some(&key)
+        };
+        if earliest {
+            if let Some(notify) = self.notify.get() {
+                notify();
+            }
+        }
+        key
+    }
+
+    /// Replaces the waker of a registered timer. Returns `false` if it already fired.
+    pub(crate) fn update(&self, key: Key, waker: &Waker) -> bool {
+        match self.lock().get_mut(&key) {
+            Some(slot) => {
+                if !slot.will_wake(waker) {
+                    *slot = waker.clone();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn remove(&self, key: Key) {
+        let removed = self.lock().remove(&key);
+        drop(removed);
+    }
+
+    /// Wakes every timer whose deadline has passed; returns the next deadline, if any.
+    /// Wakers are called outside the lock.
+    pub(crate) fn fire_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let next = {
+            let mut entries = self.lock();
+            while let Some(entry) = entries.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            entries.keys().next().map(|k| k.0)
+        };
+        for waker in due {
+            waker.wake();
+        }
+        next
+    }
+
+    /// How many timers are registered.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Drops every timer (at shutdown), outside the lock.
+    pub(crate) fn clear(&self) {
+        let entries = std::mem::take(&mut *self.lock());
+        drop(entries);
+    }
+}
+
+/// A future that completes at a deadline. Created by [`sleep`] and [`sleep_until`].
+///
+/// It uses the timers of the executor that first polls it.
+///
+/// # Panics
+///
+/// Polling it outside a warden executor panics.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    registered: Option<(Handle, Key)>,
+}
+
+/// Waits until `duration` has passed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// warden::block_on(warden::sleep(Duration::from_millis(10)));
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant::now() + duration)
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        registered: None,
+    }
+}
+
+impl Sleep {
+    /// The instant this sleep completes at.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            if let Some((handle, key)) = self.registered.take() {
+                handle.timers().remove(key);
+            }
+            return Poll::Ready(());
+        }
+        match &self.registered {
+            Some((handle, key)) => {
+                if !handle.timers().update(*key, cx.waker()) {
+                    // Fired, but the clock says not yet due (coarse timer): register again.
+                    let handle = handle.clone();
+                    let key = handle.timers().insert(self.deadline, cx.waker().clone());
+                    self.registered = Some((handle, key));
+                }
+            }
+            None => {
+                let handle = context::expect_current("sleep");
+                let key = handle.timers().insert(self.deadline, cx.waker().clone());
+                self.registered = Some((handle, key));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((handle, key)) = self.registered.take() {
+            handle.timers().remove(key);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.registered.is_some())
+            .finish()
+    }
+}
+
+/// The error of a [`timeout`] whose deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed {
+    after: Duration,
+}
+
+impl Elapsed {
+    /// How long the timeout was.
+    pub fn duration(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the operation did not finish within {:?}", self.after)
+    }
+}
+
+impl Error for Elapsed {}
+
+/// A future with a time limit. Created by [`timeout`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Timeout<F> {
+    /// `None` once finished or timed out: the inner future is dropped at once.
+    future: Option<F>,
+    sleep: Sleep,
+    after: Duration,
+}
+
+/// Runs `future`, giving up after `duration`: `Ok(output)`, or `Err(Elapsed)` with the
+/// inner future dropped (its destructors run) at the deadline.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let result = warden::block_on(warden::timeout(
+///     Duration::from_millis(5),
+///     std::future::pending::<()>(),
+/// ));
+/// assert!(result.is_err());
+/// ```
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future: Some(future),
+        sleep: sleep(duration),
+        after: duration,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `future`: it is never moved out of `self` (only
+        // dropped in place through `Pin::set`), `Timeout` has no `Unpin` impl of its own
+        // that would let it move, and its `Drop` is the default. `sleep` and `after` are
+        // `Unpin` and are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this.future` is structurally pinned.
+        let mut future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let Some(inner) = future.as_mut().as_pin_mut() else {
+            panic!("a warden Timeout was polled after it completed");
+        };
+        if let Poll::Ready(output) = inner.poll(cx) {
+            future.set(None);
+            return Poll::Ready(Ok(output));
+        }
+        if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+            future.set(None);
+            return Poll::Ready(Err(Elapsed { after: this.after }));
+        }
+        Poll::Pending
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("after", &self.after)
+            .field("finished", &self.future.is_none())
+            .finish()
+    }
+}
