@@ -159,9 +159,18 @@ impl fmt::Display for Location {
 /// let err = ex.block_on(handle).unwrap_err();
 /// assert!(err.is_panic());
 /// assert_eq!(err.panic_message(), Some("connection reset"));
-/// let line = err.to_string();
-/// assert!(line.starts_with("task 'fetch-user' #"));
-/// assert!(line.ends_with("panicked at src/lib.rs:5:5: connection reset") || line.contains("panicked at"));
+///
+/// // One line: who, where it was spawned, where it panicked, and why.
+/// let expected = format!(
+///     "task 'fetch-user' {} (spawned at {}) panicked at {}: connection reset",
+///     err.task().id(),
+///     err.task().spawned_at(),
+///     err.location().unwrap(),
+/// );
+/// assert_eq!(err.to_string(), expected);
+///
+/// // The alternate form adds the backtrace.
+/// assert!(format!("{err:#}").contains("stack backtrace:"));
 /// ```
 #[derive(Clone)]
 pub struct TaskError {
@@ -348,7 +357,7 @@ impl fmt::Display for TaskError {
                 }
                 if f.alternate() {
                     match self.backtrace() {
-                        Some(bt) => write!(f, "\nstack backtrace:\n{bt}")?,
+                        Some(bt) => write_trimmed_backtrace(f, bt)?,
                         None => f.write_str("\n(no backtrace captured; see warden::Backtraces)")?,
                     }
                 }
@@ -384,7 +393,11 @@ impl fmt::Debug for TaskError {
                 }
                 t.finish()
             }
-            Repr::Error(err) => f.debug_tuple("TaskError::Error").field(&id).field(err).finish(),
+            Repr::Error(err) => f
+                .debug_tuple("TaskError::Error")
+                .field(&id)
+                .field(err)
+                .finish(),
             Repr::Cancelled(reason) => f
                 .debug_tuple("TaskError::Cancelled")
                 .field(&id)
@@ -401,6 +414,72 @@ impl Error for TaskError {
             _ => None,
         }
     }
+}
+
+/// Writes the frames of `bt` that belong to the task: the panic machinery above the
+/// `panic!` and warden's harness below the task's `poll` are elided, with a count, the way
+/// `RUST_BACKTRACE=1` shortens std's own traces. The full trace stays available through
+/// [`TaskError::backtrace`].
+fn write_trimmed_backtrace(f: &mut fmt::Formatter<'_>, bt: &Backtrace) -> fmt::Result {
+    let text = bt.to_string();
+    // Split into frames: a frame starts with a line `   N: symbol`, followed by `at` lines.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        let head = line.trim_start();
+        let starts_frame = head
+            .split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(frame) if !starts_frame => frame.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    // A frame is "machinery" if it belongs to std's panic path or to warden's hook. With
+    // line tables only, symbols are short (`{closure#0}`), so the `at` lines count too.
+    let machinery = |frame: &[&str]| {
+        frame.iter().any(|line| {
+            line.contains("core::panicking::")
+                || line.contains("std::panicking::")
+                || line.contains("rust_begin_unwind")
+                || line.contains("/library/std/")
+                || line.contains("/library/core/")
+                || line.contains("/library/alloc/")
+                || line.contains("warden::failure::")
+                || line.contains("src/failure.rs")
+        })
+    };
+    let harness = |frame: &[&str]| {
+        frame.iter().any(|line| {
+            line.contains("catch_unwind")
+                || line.contains("warden::task::harness")
+                || line.contains("src/task/harness.rs")
+        })
+    };
+    let start = frames.iter().position(|fr| !machinery(fr)).unwrap_or(0);
+    let end = frames[start..]
+        .iter()
+        .position(|fr| harness(fr))
+        .map_or(frames.len(), |i| start + i);
+    if start >= end {
+        return write!(f, "\nstack backtrace:\n{bt}");
+    }
+    f.write_str("\nstack backtrace:")?;
+    if start > 0 {
+        write!(f, "\n      [{start} frames of the panic machinery elided]")?;
+    }
+    for frame in &frames[start..end] {
+        for line in frame {
+            write!(f, "\n{line}")?;
+        }
+    }
+    if end < frames.len() {
+        write!(
+            f,
+            "\n      [{} frames of warden's harness and below elided]",
+            frames.len() - end
+        )?;
+    }
+    Ok(())
 }
 
 /// The text of a panic payload, as `std`'s hook would print it.
@@ -439,18 +518,15 @@ pub(crate) fn install_panic_hook() {
         panic::set_hook(Box::new(move |info| {
             match CAPTURING.try_with(Cell::get).ok().flatten() {
                 Some(mode) => {
-                    let message = match info.payload_as_str() {
-                        Some(s) => s.to_owned(),
-                        None => "Box<dyn Any>".to_owned(),
-                    };
-                    let location = info
-                        .location()
-                        .map(Location::from_std)
-                        .unwrap_or_else(|| Location {
-                            file: Arc::from("<unknown>"),
-                            line: 0,
-                            column: 0,
-                        });
+                    let message = payload_message(info.payload());
+                    let location =
+                        info.location()
+                            .map(Location::from_std)
+                            .unwrap_or_else(|| Location {
+                                file: Arc::from("<unknown>"),
+                                line: 0,
+                                column: 0,
+                            });
                     let backtrace = match mode {
                         Backtraces::Off => None,
                         Backtraces::Env => Some(Backtrace::capture()),

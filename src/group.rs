@@ -188,6 +188,8 @@ impl TaskGroup {
     /// If no warden executor is running on this thread; use
     /// [`LocalExecutor::group`](crate::LocalExecutor::group),
     /// [`Executor::group`](crate::Executor::group) or [`Handle::group`] from outside.
+    // No `Default`: a default value that panics outside an executor would surprise.
+    #[allow(clippy::new_without_default)]
     #[track_caller]
     pub fn new() -> TaskGroup {
         TaskGroup::on(context::expect_current("TaskGroup::new"), false)
@@ -221,7 +223,11 @@ impl TaskGroup {
         self.inner.id
     }
 
-    fn spec(&self, name: Option<String>, location: &'static std::panic::Location<'static>) -> SpawnSpec {
+    fn spec(
+        &self,
+        name: Option<String>,
+        location: &'static std::panic::Location<'static>,
+    ) -> SpawnSpec {
         SpawnSpec {
             name: name.map(Arc::from),
             location,
@@ -322,7 +328,8 @@ impl TaskGroup {
 
     /// Cancels every unfinished member with `Explicit(Some(reason))`.
     pub fn cancel_with(&self, reason: impl Into<String>) {
-        self.inner.cancel(CancelReason::Explicit(Some(reason.into())));
+        self.inner
+            .cancel(CancelReason::Explicit(Some(reason.into())));
     }
 
     /// `true` once the group was cancelled, for any reason.
@@ -444,6 +451,8 @@ impl Future for GroupJoin {
 
 impl fmt::Debug for GroupJoin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupJoin").field("group", &self.group).finish()
+        f.debug_struct("GroupJoin")
+            .field("group", &self.group)
+            .finish()
     }
 }

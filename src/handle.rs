@@ -148,7 +148,6 @@ impl Handle {
     }
 }
 
-
 impl Spawn for Handle {
     fn spawn_obj(&self, future: FutureObj<'static, ()>) -> Result<(), SpawnError> {
         if self.scheduler().owner().is_closed() {

@@ -16,8 +16,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::failure::{TaskError, catch_panics, payload_message};
 use crate::Backtraces;
+use crate::failure::{TaskError, catch_panics, payload_message};
 
 /// What an executor does after its error hook has seen an unobserved failure.
 ///

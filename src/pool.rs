@@ -239,7 +239,10 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
 fn find_task(shared: &PoolShared, pops: u32, victim: &mut usize) -> Option<TaskRef> {
     LOCAL.with(|local| {
         let local = local.borrow();
-        let own = &local.as_ref().expect("worker thread without its deque").deque;
+        let own = &local
+            .as_ref()
+            .expect("worker thread without its deque")
+            .deque;
         if pops % INJECTOR_INTERVAL == 0 {
             if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
                 return Some(task);
@@ -284,7 +287,10 @@ fn park_worker(shared: &PoolShared, index: usize) {
     fence(Ordering::SeqCst);
     let work = LOCAL.with(|local| {
         let local = local.borrow();
-        let own = &local.as_ref().expect("worker thread without its deque").deque;
+        let own = &local
+            .as_ref()
+            .expect("worker thread without its deque")
+            .deque;
         shared.has_visible_work(own)
     });
     if !work && !shared.stopping.load(Ordering::SeqCst) {
@@ -309,7 +315,9 @@ fn run_timers(shared: Weak<PoolShared>, wake: Receiver<()>) {
         let next = pool.timers.fire_due();
         drop(pool);
         let outcome = match next {
-            Some(deadline) => wake.recv_deadline(deadline).map_err(|e| e.is_disconnected()),
+            Some(deadline) => wake
+                .recv_deadline(deadline)
+                .map_err(|e| e.is_disconnected()),
             None => wake.recv().map_err(|_| true),
         };
         if outcome == Err(true) {
@@ -421,7 +429,12 @@ impl Executor {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        task::spawn(future, task::plain, SpawnSpec::new(None), self.shared.clone())
+        task::spawn(
+            future,
+            task::plain,
+            SpawnSpec::new(None),
+            self.shared.clone(),
+        )
     }
 
     /// Spawns a named task; the name appears in every failure report and log line.

@@ -176,7 +176,10 @@ where
                 } else {
                     Ending::Errored
                 };
-                (ending, Some(FailureWatch::new(e.clone(), owner.sink.clone())))
+                (
+                    ending,
+                    Some(FailureWatch::new(e.clone(), owner.sink.clone())),
+                )
             }
         };
         owner.metrics.ended(ending);

@@ -171,7 +171,10 @@ impl State {
             if s.is_complete() {
                 return (None, ToRunning::Dead);
             }
-            debug_assert!(s.is_scheduled(), "popped a task that was not scheduled: {s:?}");
+            debug_assert!(
+                s.is_scheduled(),
+                "popped a task that was not scheduled: {s:?}"
+            );
             debug_assert!(!s.is_running(), "two pollers at once: {s:?}");
             let next = (s.0 & !SCHEDULED) | RUNNING;
             if s.is_cancelled() {
@@ -273,6 +276,9 @@ mod tests {
     #[test]
     fn snapshot_debug_names_each_flag() {
         let text = format!("{:?}", State::new());
-        assert!(text.contains("scheduled: true") && text.contains("handle: true"), "{text}");
+        assert!(
+            text.contains("scheduled: true") && text.contains("handle: true"),
+            "{text}"
+        );
     }
 }
