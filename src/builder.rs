@@ -3,8 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::hook::HookFn;
+use crate::hook::{ExitHookFn, HookFn};
 use crate::{Backtraces, Executor, LocalExecutor, TaskError, UnhandledPolicy};
+use crate::{TaskExit, TaskInfo};
+use std::path::PathBuf;
 
 /// Configures and builds an [`Executor`] (`build`) or a [`LocalExecutor`] (`build_local`).
 ///
@@ -29,6 +31,8 @@ pub struct Builder {
     pub(crate) hook: Option<Arc<HookFn>>,
     pub(crate) policy: UnhandledPolicy,
     pub(crate) backtraces: Backtraces,
+    pub(crate) on_exit: Option<Arc<ExitHookFn>>,
+    pub(crate) trace: Option<PathBuf>,
 }
 
 impl Builder {
@@ -42,6 +46,8 @@ impl Builder {
             hook: None,
             policy: UnhandledPolicy::Continue,
             backtraces: Backtraces::Always,
+            on_exit: None,
+            trace: None,
         }
     }
 
@@ -88,6 +94,27 @@ impl Builder {
         self
     }
 
+    /// The outcome hook: called exactly once per task, when it ends, with
+    /// [`TaskExit::Completed`], [`TaskExit::Failed`] or [`TaskExit::Cancelled`]. It runs on
+    /// the thread that finished the task, before the task's handle is woken; a panic inside
+    /// it is caught and logged. Unlike the error hook, it sees every task, observed or not.
+    pub fn on_task_exit<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&TaskInfo, &TaskExit<'_>) + Send + Sync + 'static,
+    {
+        self.on_exit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Records a task timeline (every spawn, poll, wake, failure and cancellation) and writes
+    /// it to `path` as Chrome trace-event JSON when the executor shuts down. Open it in
+    /// <https://ui.perfetto.dev> or `chrome://tracing`. Without this, the `WARDEN_TRACE`
+    /// environment variable names the file.
+    pub fn trace(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// Builds the multi-threaded executor and starts its workers.
     ///
     /// # Panics
@@ -117,6 +144,8 @@ impl fmt::Debug for Builder {
             .field("on_unhandled", &self.hook.as_ref().map(|_| "<custom>"))
             .field("unhandled_policy", &self.policy)
             .field("backtraces", &self.backtraces)
+            .field("on_task_exit", &self.on_exit.as_ref().map(|_| "<custom>"))
+            .field("trace", &self.trace)
             .finish()
     }
 }

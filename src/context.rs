@@ -8,13 +8,13 @@ use std::fmt;
 use crate::handle::Handle;
 use crate::task::TaskId;
 
-thread_local! {
+crate::loom::thread_local! {
     /// The executor whose tasks run on this thread: what `warden::spawn` targets.
-    static EXECUTOR: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    static EXECUTOR: RefCell<Option<Handle>> = RefCell::new(None);
     /// The task being polled on this thread, if any.
-    static TASK: Cell<Option<TaskId>> = const { Cell::new(None) };
+    static TASK: Cell<Option<TaskId>> = Cell::new(None);
     /// `true` while this thread drives an executor (`block_on`, a worker loop, `try_tick`).
-    static DRIVING: Cell<bool> = const { Cell::new(false) };
+    static DRIVING: Cell<bool> = Cell::new(false);
 }
 
 /// Re-entry: this thread already drives an executor.

@@ -503,6 +503,8 @@ struct Captured {
     backtrace: Option<Backtrace>,
 }
 
+// These stay `std`'s under loom: the panic hook runs outside loom's control, where loom's
+// thread-locals cannot be reached.
 thread_local! {
     /// `Some(mode)` while task code runs inside [`catch_panics`] on this thread.
     static CAPTURING: Cell<Option<Backtraces>> = const { Cell::new(None) };

@@ -18,11 +18,11 @@
 //!   see them; a group dropped without `join` lets go of its failures, and those whose
 //!   handles were not read either go to the hook, once.
 
+use crate::loom::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 

@@ -12,12 +12,12 @@
 //! if nobody observed the failure, it goes to the hook there. Reference counting gives
 //! "exactly once" for free: `Drop` runs once.
 
+use crate::loom::{Arc, AtomicBool, OnceLock, Ordering};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use crate::Backtraces;
-use crate::failure::{TaskError, catch_panics, payload_message};
+use crate::failure::{CancelReason, TaskError, catch_panics, payload_message};
+use crate::task::TaskInfo;
 
 /// What an executor does after its error hook has seen an unobserved failure.
 ///
@@ -42,6 +42,50 @@ pub enum UnhandledPolicy {
     /// failure means the state can no longer be trusted.
     Shutdown,
 }
+
+/// How a task ended, as the outcome hook ([`Builder::on_task_exit`](crate::Builder::on_task_exit))
+/// sees it.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use warden::TaskExit;
+///
+/// let exits = Arc::new(Mutex::new(Vec::new()));
+/// let ex = warden::Builder::new()
+///     .on_task_exit({
+///         let exits = exits.clone();
+///         move |info, exit| {
+///             let what = match exit {
+///                 TaskExit::Completed => "completed".to_string(),
+///                 TaskExit::Failed(err) => format!("failed: {}", err.panic_message().unwrap_or("")),
+///                 TaskExit::Cancelled(reason) => format!("cancelled: {reason}"),
+///             };
+///             exits.lock().unwrap().push(format!("{}: {what}", info.name().unwrap_or("?")));
+///         }
+///     })
+///     .build_local();
+/// let ok = ex.spawn_named("ok", async {});
+/// let bad = ex.spawn_named("bad", async { panic!("boom") });
+/// ex.block_on(async {
+///     let _ = ok.await;
+///     let _ = bad.await;
+/// });
+/// assert_eq!(*exits.lock().unwrap(), ["ok: completed", "bad: failed: boom"]);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum TaskExit<'a> {
+    /// The task finished with a value.
+    Completed,
+    /// The task panicked, or its body returned `Err` (group tasks).
+    Failed(&'a TaskError),
+    /// The task was cancelled.
+    Cancelled(&'a CancelReason),
+}
+
+/// The outcome hook's type.
+pub(crate) type ExitHookFn = dyn Fn(&TaskInfo, &TaskExit<'_>) + Send + Sync + 'static;
 
 /// The user's hook, shared by the executor and every failure watch.
 pub(crate) type HookFn = dyn Fn(&TaskError) + Send + Sync + 'static;

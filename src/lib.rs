@@ -107,11 +107,16 @@ mod group;
 mod handle;
 mod hook;
 mod local;
+mod loom;
 mod metrics;
 mod outcome;
 mod pool;
 mod task;
 mod time;
+mod trace;
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,7 +126,7 @@ pub use builder::Builder;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
 pub use group::{GroupJoin, TaskGroup};
 pub use handle::Handle;
-pub use hook::UnhandledPolicy;
+pub use hook::{TaskExit, UnhandledPolicy};
 pub use local::LocalExecutor;
 pub use metrics::Metrics;
 pub use outcome::Outcome;

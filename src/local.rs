@@ -32,16 +32,16 @@
 //! that lands between "the queue is empty" and `park()` makes that `park()` return at once:
 //! no wake-up is lost.
 
+use crate::loom::{
+    Arc, AtomicBool, Mutex, OnceLock, Ordering, Thread, Weak, current, park, park_timeout,
+};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::thread::{self, Thread};
 
 use futures_task::{ArcWake, LocalFutureObj, LocalSpawn, SpawnError, waker_ref};
 
@@ -120,7 +120,7 @@ impl LocalShared {
     }
 
     pub(crate) fn is_owner_thread(&self) -> bool {
-        thread::current().id() == self.thread.id()
+        current().id() == self.thread.id()
     }
 
     fn request_shutdown(&self, cause: &TaskError) {
@@ -153,9 +153,9 @@ impl LocalExecutor {
         crate::failure::install_panic_hook();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let shared = Arc::new(LocalShared {
-            owner: TaskOwner::new(sink.clone(), builder.backtraces),
+            owner: TaskOwner::new(builder, sink.clone()),
             queue: Mutex::new(VecDeque::new()),
-            thread: thread::current(),
+            thread: current(),
             timers: Timers::new(),
             shutdown_cause: OnceLock::new(),
             shutdown_requested: AtomicBool::new(false),
@@ -267,7 +267,7 @@ impl LocalExecutor {
         let _entered = context::enter(self.handle(), "block_on");
         let root = Arc::new(RootWaker {
             woken: AtomicBool::new(true),
-            thread: thread::current(),
+            thread: current(),
         });
         let waker = waker_ref(&root);
         let mut cx = Context::from_waker(&waker);
@@ -301,10 +301,10 @@ impl LocalExecutor {
             Some(deadline) => {
                 let now = std::time::Instant::now();
                 if deadline > now {
-                    thread::park_timeout(deadline - now);
+                    park_timeout(deadline - now);
                 }
             }
-            None => thread::park(),
+            None => park(),
         }
         self.shared.timers.fire_due();
     }
@@ -433,14 +433,27 @@ impl LocalExecutor {
         if inside_own_task {
             return;
         }
-        // Every live task is now queued with its cancel flag set; running each drops its
-        // future on this thread. Destructors may wake other tasks (already cancelled) or
-        // spawn (refused): the loop ends when the queue is empty.
+        // Every live task is now queued, or about to be, with its cancel flag set; running
+        // each drops its future on this thread. Destructors may wake other tasks (already
+        // cancelled) or spawn (refused).
+        //
+        // "About to be": a `Handle::spawn` on another thread may have registered its task
+        // just before `close` and not pushed it yet. Such a task is live but not queued, so
+        // the drain waits (parked; the push unparks this thread) until no task is live.
         let _current = context::set_current(self.handle());
-        while let Some(task) = self.shared.pop() {
-            task.run();
+        loop {
+            while let Some(task) = self.shared.pop() {
+                task.run();
+            }
+            if self.shared.owner.live() == 0 {
+                break;
+            }
+            park();
         }
         self.shared.timers.clear();
+        if let Some(tracer) = &self.shared.owner.tracer {
+            tracer.write();
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`Metrics`]: counters every executor keeps, and that always add up.
 
-use std::sync::atomic::{AtomicU64, Ordering::*};
+use crate::loom::AtomicU64;
+use crate::loom::Ordering::*;
 
 /// A snapshot of an executor's task counters, from [`LocalExecutor::metrics`] or
 /// [`Executor::metrics`].
@@ -44,7 +45,7 @@ pub struct Metrics {
 }
 
 /// The atomic counters behind [`Metrics`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Counters {
     spawned: AtomicU64,
     completed: AtomicU64,
@@ -64,6 +65,17 @@ pub(crate) enum Ending {
 }
 
 impl Counters {
+    pub(crate) fn new() -> Counters {
+        Counters {
+            spawned: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
+            errored: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn spawned(&self) {
         self.spawned.fetch_add(1, SeqCst);
     }

@@ -22,9 +22,9 @@
 //! # Parking, and why no wake-up is lost
 //!
 //! A worker that finds nothing announces itself idle (pushes its index on the idle list
-//! and increments `num_idle`), issues a `SeqCst` fence, and looks at every queue once
+//! and increments its count), issues a `SeqCst` fence, and looks at every queue once
 //! more before it parks. A thread that pushes a task issues a `SeqCst` fence after the
-//! push and then reads `num_idle`; if a worker is idle, it pops it off the list and
+//! push and then reads the count; if a worker is idle, it pops it off the list and
 //! unparks it. The two fences order the two sides: either the pusher's read sees the
 //! worker's announcement (and unparks it), or the worker's second look sees the task.
 //! `park`/`unpark` use a token, so an unpark that comes before the `park` is not lost.
@@ -39,14 +39,16 @@
 //! them, then runs whatever is still queued, so that every future has been dropped before
 //! `shutdown` returns.
 
+use crate::loom::{
+    Arc, AtomicBool, AtomicUsize, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread,
+    Weak, current, fence, park, spawn_thread,
+};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::thread::{self, Thread};
+use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -87,7 +89,7 @@ pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 /// ```
 pub struct Executor {
     shared: Arc<PoolShared>,
-    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    threads: Mutex<Vec<ThreadHandle<()>>>,
 }
 
 /// What workers, wakers and handles share.
@@ -95,9 +97,8 @@ pub(crate) struct PoolShared {
     owner: TaskOwner,
     injector: Injector<TaskRef>,
     stealers: Vec<Stealer<TaskRef>>,
-    /// Indices of parked (or parking) workers.
-    idle: Mutex<Vec<usize>>,
-    num_idle: AtomicUsize,
+    /// Parked (or parking) workers.
+    idle: IdleWorkers,
     /// The worker threads, for `unpark`; set once all have started.
     workers: OnceLock<Vec<Thread>>,
     pub(crate) timers: Timers,
@@ -106,11 +107,13 @@ pub(crate) struct PoolShared {
     stopping: AtomicBool,
     shutdown_cause: OnceLock<TaskError>,
     shutdown_requested: AtomicBool,
+    /// Threads parked in `block_on`, unparked by a shutdown so they can notice it.
+    blocked: Mutex<Vec<Thread>>,
 }
 
-thread_local! {
+crate::loom::thread_local! {
     /// On a worker thread: which pool it belongs to (by address) and its own deque.
-    static LOCAL: RefCell<Option<LocalQueue>> = const { RefCell::new(None) };
+    static LOCAL: RefCell<Option<LocalQueue>> = RefCell::new(None);
 }
 
 struct LocalQueue {
@@ -139,21 +142,9 @@ impl Schedule for PoolShared {
 }
 
 impl PoolShared {
-    /// Wakes one idle worker, if any (the pusher's half of the parking protocol).
+    /// Wakes one idle worker, if any.
     fn notify_one(&self) {
-        fence(Ordering::SeqCst);
-        if self.num_idle.load(Ordering::SeqCst) == 0 {
-            return;
-        }
-        let woken = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let index = idle.pop();
-            if index.is_some() {
-                self.num_idle.fetch_sub(1, Ordering::SeqCst);
-            }
-            index
-        };
-        if let (Some(index), Some(workers)) = (woken, self.workers.get()) {
+        if let (Some(index), Some(workers)) = (self.idle.take_one(), self.workers.get()) {
             workers[index].unpark();
         }
     }
@@ -188,6 +179,16 @@ impl PoolShared {
         let _ = self.shutdown_cause.set(cause.clone());
         self.shutdown_requested.store(true, Ordering::SeqCst);
         self.begin_shutdown();
+        // A `block_on` whose root waits for something that will never come must still
+        // learn of the shutdown: unpark it (it checks the flag before parking again).
+        for thread in self
+            .blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            thread.unpark();
+        }
     }
 
     fn is_worker_thread(&self) -> bool {
@@ -277,30 +278,77 @@ fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> 
     }
 }
 
-/// The worker's half of the parking protocol (module doc).
+/// Parks the worker unless there is work (the worker's half of the protocol).
 fn park_worker(shared: &PoolShared, index: usize) {
-    {
-        let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push(index);
-        shared.num_idle.fetch_add(1, Ordering::SeqCst);
+    shared.idle.sleep(
+        index,
+        || {
+            shared.stopping.load(Ordering::SeqCst)
+                || LOCAL.with(|local| {
+                    let local = local.borrow();
+                    let own = &local
+                        .as_ref()
+                        .expect("worker thread without its deque")
+                        .deque;
+                    shared.has_visible_work(own)
+                })
+        },
+        park,
+    );
+}
+
+/// The idle list and the parking protocol (module doc, "Parking"), apart from the queues
+/// so that a loom model can check it on its own.
+struct IdleWorkers {
+    list: Mutex<Vec<usize>>,
+    count: AtomicUsize,
+}
+
+impl IdleWorkers {
+    fn new(capacity: usize) -> IdleWorkers {
+        IdleWorkers {
+            list: Mutex::new(Vec::with_capacity(capacity)),
+            count: AtomicUsize::new(0),
+        }
     }
-    fence(Ordering::SeqCst);
-    let work = LOCAL.with(|local| {
-        let local = local.borrow();
-        let own = &local
-            .as_ref()
-            .expect("worker thread without its deque")
-            .deque;
-        shared.has_visible_work(own)
-    });
-    if !work && !shared.stopping.load(Ordering::SeqCst) {
-        thread::park();
+
+    /// The pusher's half, called after a push: takes one idle worker off the list, if any,
+    /// for the caller to unpark.
+    fn take_one(&self) -> Option<usize> {
+        fence(Ordering::SeqCst);
+        if self.count.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let index = list.pop();
+        if index.is_some() {
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
+        index
     }
-    // Leave the idle list if nobody took us off it (we found work, or woke spuriously).
-    let mut idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(pos) = idle.iter().position(|&i| i == index) {
-        idle.swap_remove(pos);
-        shared.num_idle.fetch_sub(1, Ordering::SeqCst);
+
+    /// The worker's half: announce, fence, look again with `has_work`, and `park` only if
+    /// it found nothing; then leave the list if nobody took us off it (we found work, or
+    /// woke spuriously).
+    fn sleep(&self, index: usize, has_work: impl FnOnce() -> bool, park: impl FnOnce()) {
+        {
+            let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+            list.push(index);
+            self.count.fetch_add(1, Ordering::SeqCst);
+        }
+        fence(Ordering::SeqCst);
+        if !has_work() {
+            park();
+        }
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = list.iter().position(|&i| i == index) {
+            list.swap_remove(pos);
+            self.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
     }
 }
 
@@ -322,6 +370,37 @@ fn run_timers(shared: Weak<PoolShared>, wake: Receiver<()>) {
         };
         if outcome == Err(true) {
             return;
+        }
+    }
+}
+
+/// Lists the current thread in `PoolShared::blocked` while `block_on` runs.
+struct BlockedGuard<'a> {
+    shared: &'a PoolShared,
+    thread: Thread,
+}
+
+impl<'a> BlockedGuard<'a> {
+    fn register(shared: &'a PoolShared) -> BlockedGuard<'a> {
+        let thread = current();
+        shared
+            .blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(thread.clone());
+        BlockedGuard { shared, thread }
+    }
+}
+
+impl Drop for BlockedGuard<'_> {
+    fn drop(&mut self) {
+        let mut blocked = self
+            .shared
+            .blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(pos) = blocked.iter().position(|t| t.id() == self.thread.id()) {
+            blocked.swap_remove(pos);
         }
     }
 }
@@ -357,17 +436,17 @@ impl Executor {
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let (timer_wake, timer_rx) = crossbeam_channel::bounded(1);
         let shared = Arc::new(PoolShared {
-            owner: TaskOwner::new(sink.clone(), builder.backtraces),
+            owner: TaskOwner::new(builder, sink.clone()),
             injector: Injector::new(),
             stealers,
-            idle: Mutex::new(Vec::with_capacity(n)),
-            num_idle: AtomicUsize::new(0),
+            idle: IdleWorkers::new(n),
             workers: OnceLock::new(),
             timers: Timers::new(),
             timer_wake,
             stopping: AtomicBool::new(false),
             shutdown_cause: OnceLock::new(),
             shutdown_requested: AtomicBool::new(false),
+            blocked: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&shared);
         sink.set_shutdown_trigger(Box::new(move |err| {
@@ -384,9 +463,8 @@ impl Executor {
         let mut threads = Vec::with_capacity(n + 1);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
-            let spawned = thread::Builder::new()
-                .name(format!("{}-{}", builder.thread_name, index))
-                .spawn(move || run_worker(shared, index, deque))
+            let name = format!("{}-{}", builder.thread_name, index);
+            let spawned = spawn_thread(name, move || run_worker(shared, index, deque))
                 .expect("warden: failed to spawn a worker thread");
             threads.push(spawned);
         }
@@ -396,9 +474,8 @@ impl Executor {
         // Workers that parked before the list was set could have missed an unpark.
         shared.notify_all();
         let weak = Arc::downgrade(&shared);
-        let timer = thread::Builder::new()
-            .name(format!("{}-timer", builder.thread_name))
-            .spawn(move || run_timers(weak, timer_rx))
+        let name = format!("{}-timer", builder.thread_name);
+        let timer = spawn_thread(name, move || run_timers(weak, timer_rx))
             .expect("warden: failed to spawn the timer thread");
         threads.push(timer);
         Executor {
@@ -469,11 +546,12 @@ impl Executor {
         let _entered = context::enter(self.handle(), "block_on");
         let root = Arc::new(RootWaker {
             woken: AtomicBool::new(true),
-            thread: thread::current(),
+            thread: current(),
         });
         let waker = waker_ref(&root);
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
+        let _blocked = BlockedGuard::register(&self.shared);
         loop {
             if self.shared.shutdown_requested.load(Ordering::SeqCst) {
                 match self.shared.shutdown_cause.get() {
@@ -490,7 +568,7 @@ impl Executor {
                 }
             }
             if !root.woken.load(Ordering::Acquire) {
-                thread::park();
+                park();
             }
         }
     }
@@ -525,14 +603,22 @@ impl Executor {
             let _ = t.join();
         }
         // Run what the workers left queued: cancelled tasks whose futures still need dropping.
+        // A `Handle::spawn` on another thread may have registered its task just before the
+        // registry closed and not pushed it yet: wait for that push (a few instructions away)
+        // until no task is live.
         let _current = context::set_current(self.handle());
-        while let Some(task) = steal_retrying(|| self.shared.injector.steal()) {
-            task.run();
+        loop {
+            while let Some(task) = steal_retrying(|| self.shared.injector.steal()) {
+                task.run();
+            }
+            if self.shared.owner.live() == 0 {
+                break;
+            }
+            thread::yield_now();
         }
         self.shared.timers.clear();
-        let live = self.shared.owner.live();
-        if live != 0 {
-            log::error!(target: "warden", "shutdown finished with {live} tasks still live");
+        if let Some(tracer) = &self.shared.owner.tracer {
+            tracer.write();
         }
     }
 }
@@ -563,8 +649,46 @@ impl fmt::Debug for Executor {
         f.debug_struct("Executor")
             .field("workers", &self.shared.stealers.len())
             .field("injector", &self.shared.injector.len())
-            .field("idle", &self.shared.num_idle.load(Ordering::Relaxed))
+            .field("idle", &self.shared.idle.len())
             .field("metrics", &self.metrics())
             .finish()
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::IdleWorkers;
+    use crate::loom::{Arc, AtomicUsize, Ordering};
+
+    /// Push vs a worker going to sleep: the worker is never left parked with work queued.
+    /// The queue is modelled as a count with release/acquire operations, as weak as
+    /// crossbeam's, so that only the protocol's fences can order the two sides. A lost
+    /// wake-up leaves the worker parked forever, which loom reports as a deadlock.
+    #[test]
+    fn loom_push_vs_worker_sleep() {
+        loom::model(|| {
+            let idle = Arc::new(IdleWorkers::new(1));
+            let queued = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (idle, queued) = (idle.clone(), queued.clone());
+                loom::thread::spawn(move || {
+                    loop {
+                        let n = queued.load(Ordering::Acquire);
+                        if n > 0 {
+                            queued.fetch_sub(1, Ordering::AcqRel);
+                            return;
+                        }
+                        idle.sleep(0, || queued.load(Ordering::Acquire) > 0, loom::thread::park);
+                    }
+                })
+            };
+            let worker_thread = worker.thread().clone();
+            queued.fetch_add(1, Ordering::Release);
+            if idle.take_one() == Some(0) {
+                worker_thread.unpark();
+            }
+            worker.join().unwrap();
+            assert_eq!(idle.len(), 0);
+        });
     }
 }

@@ -14,13 +14,12 @@
 //!
 //! A registration that moves the nearest deadline earlier notifies the driver.
 
+use crate::loom::{AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 

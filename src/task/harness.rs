@@ -14,18 +14,19 @@
 //! Panics are data here: user code (the future's `poll` and `Drop`, the output's `Drop`)
 //! always runs inside [`catch_panics`], and what it throws becomes the task's failure.
 
-use std::cell::UnsafeCell;
+use crate::loom::{Arc, UnsafeCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_task::waker_ref;
 
+use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
 use super::{GroupLink, Header, MemberExit, RawTask, Schedule, TaskInfo};
+use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
-use crate::hook::FailureWatch;
+use crate::hook::{FailureWatch, TaskExit};
 use crate::metrics::Ending;
 
 /// A task: header, stage, and how to turn the future's output into the task's result.
@@ -83,24 +84,35 @@ where
     fn poll_future(self: Arc<Self>) {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
+        let started = owner.tracer.as_ref().map(|t| t.poll_start());
         let polled = {
             let waker = waker_ref(&self);
             let mut cx = Context::from_waker(&waker);
             let _task = crate::context::enter_task(self.header.info.id());
             catch_panics(owner.backtraces, || {
-                // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
-                // touches the stage until transition 3 or 6.
-                let stage = unsafe { &mut *self.stage.get() };
-                let Stage::Running(future) = stage else {
-                    unreachable!("polled a task whose future is gone")
-                };
-                // SAFETY: the future lives inside the `Arc`'s heap block, which never moves,
-                // and it is only ever dropped in place (the stage is overwritten, never moved
-                // out of while it is `Running`): the pinning guarantee holds.
-                let future = unsafe { Pin::new_unchecked(future) };
-                future.poll(&mut cx)
+                self.stage.with_mut(|stage| {
+                    // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing
+                    // else touches the stage until transition 3 or 6.
+                    let stage = unsafe { &mut *stage };
+                    let Stage::Running(future) = stage else {
+                        unreachable!("polled a task whose future is gone")
+                    };
+                    // SAFETY: the future lives inside the `Arc`'s heap block, which never
+                    // moves, and it is only ever dropped in place (the stage is overwritten,
+                    // never moved out of while it is `Running`): the pinning guarantee holds.
+                    let future = unsafe { Pin::new_unchecked(future) };
+                    future.poll(&mut cx)
+                })
             })
         };
+        if let (Some(tracer), Some(started)) = (&owner.tracer, started) {
+            let outcome = match &polled {
+                Ok(Poll::Pending) => "pending",
+                Ok(Poll::Ready(_)) => "ready",
+                Err(_) => "panicked",
+            };
+            tracer.poll_end(&self.header.info, started, outcome);
+        }
         match polled {
             Ok(Poll::Pending) => {
                 if self.header.state.transition_to_idle() == ToIdle::Requeue {
@@ -127,7 +139,8 @@ where
         let _task = crate::context::enter_task(self.header.info.id());
         catch_panics(owner.backtraces, || {
             // SAFETY: rule 1: this thread holds `RUNNING`.
-            unsafe { *self.stage.get() = Stage::Consumed };
+            self.stage
+                .with_mut(|stage| unsafe { *stage = Stage::Consumed });
         })
         .map_err(|payload| TaskError::from_panic(self.header.info.clone(), payload))
     }
@@ -183,6 +196,7 @@ where
             }
         };
         owner.metrics.ended(ending);
+        report_exit(owner, &header.info, &result);
         if let Some(group) = &header.group {
             let exit = match (&watch, &result) {
                 (Some(watch), Err(e)) => MemberExit::Failed(watch.clone(), e.clone()),
@@ -192,14 +206,15 @@ where
             group.member_exited(header.info.id(), exit);
         }
         // SAFETY: rule 2: this thread still holds `RUNNING`.
-        unsafe { *self.stage.get() = Stage::Finished(result, watch) };
+        self.stage
+            .with_mut(|stage| unsafe { *stage = Stage::Finished(result, watch) });
         let before = header.state.transition_to_complete();
         if before.has_handle() {
             header.wake_join_waiter();
         } else {
             // SAFETY: rule 3: the handle was dropped before transition 6, so the result is
             // ours, and nobody else will touch the stage again.
-            let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+            let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
             drop_logged(stage, &header.info, "output");
         }
         let registered = owner.remove(header);
@@ -224,7 +239,7 @@ where
         }
         // SAFETY: rule 3: `COMPLETE` is set and the caller holds `HANDLE`, so the result is
         // the handle's alone.
-        let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+        let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
         match stage {
             Stage::Finished(result, watch) => {
                 if let Some(watch) = watch {
@@ -242,7 +257,7 @@ where
         if before.is_complete() {
             // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result
             // is ours; after this, nobody touches the stage.
-            let stage = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
+            let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
             drop_logged(stage, &self.header.info, "output");
         }
     }
@@ -272,6 +287,46 @@ where
                     None => self.poll_future(),
                 }
             }
+        }
+    }
+}
+
+/// Moves the stage out, leaving `Consumed`.
+///
+/// # Safety
+///
+/// `stage` must be valid, and the caller must have exclusive access to it (rules 1-3).
+unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
+    // SAFETY: the caller guarantees a valid pointer with exclusive access.
+    unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
+}
+
+/// Tells the outcome hook and the tracer how a task ended.
+fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, result: &Result<T, TaskError>) {
+    if let Some(tracer) = &owner.tracer {
+        match result {
+            Ok(_) => {}
+            Err(e) => match e.cancel_reason() {
+                Some(reason) => tracer.cancelled(info, reason),
+                None => tracer.failed(e),
+            },
+        }
+    }
+    if let Some(hook) = &owner.on_exit {
+        let exit = match result {
+            Ok(_) => TaskExit::Completed,
+            Err(e) => match e.cancel_reason() {
+                Some(reason) => TaskExit::Cancelled(reason),
+                None => TaskExit::Failed(e),
+            },
+        };
+        if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, &exit)) {
+            log::error!(
+                target: "warden",
+                "the task-exit hook panicked ({}) for {info}",
+                crate::failure::payload_message(&*payload)
+            );
+            std::mem::forget(payload);
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The part of a task that does not depend on its future's type.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::loom::{Arc, AtomicUsize, Mutex, OnceLock};
 use std::task::Waker;
 
 use super::state::State;
@@ -50,6 +49,13 @@ impl Header {
             .get()
             .cloned()
             .unwrap_or(CancelReason::Explicit(None))
+    }
+
+    /// Records a wake in the task timeline, if tracing is on.
+    pub(crate) fn trace_wake(&self) {
+        if let Some(tracer) = &self.scheduler.owner().tracer {
+            tracer.wake(&self.info);
+        }
     }
 
     /// Takes the handle's waker, if one is waiting, and wakes it.

@@ -179,6 +179,9 @@ where
     let header = task.header();
     let owner = header.scheduler.owner();
     owner.metrics.spawned();
+    if let Some(tracer) = &owner.tracer {
+        tracer.spawn(&header.info);
+    }
     let task_ref: TaskRef = task.clone();
     if let Some(group) = &header.group {
         group.register(&task_ref);
@@ -225,6 +228,7 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
     }
     let _ = header.cancel_reason.set(reason);
     if header.state.transition_to_cancel_requested() == state::Notified::Submit {
+        header.trace_wake();
         header.scheduler.schedule(task.clone());
     }
 }
@@ -233,6 +237,7 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
 pub(crate) fn wake(task: &TaskRef) {
     let header = task.header();
     if header.state.transition_to_notified() == state::Notified::Submit {
+        header.trace_wake();
         header.scheduler.schedule(task.clone());
     }
 }

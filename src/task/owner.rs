@@ -5,13 +5,13 @@
 //! waker nobody will ever fire; it counts tasks for [`Metrics`](crate::Metrics); and it
 //! holds the error sink and backtrace setting that the harness needs when a task fails.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::loom::{Arc, Mutex, MutexGuard, Ordering};
 
 use super::TaskRef;
 use crate::Backtraces;
-use crate::hook::ErrorSink;
+use crate::hook::{ErrorSink, ExitHookFn};
 use crate::metrics::Counters;
+use crate::trace::Tracer;
 
 /// The executor has shut down: no task may be added.
 #[derive(Debug)]
@@ -23,6 +23,10 @@ pub(crate) struct TaskOwner {
     pub(crate) metrics: Counters,
     pub(crate) sink: Arc<ErrorSink>,
     pub(crate) backtraces: Backtraces,
+    /// The outcome hook, called once per task.
+    pub(crate) on_exit: Option<Arc<ExitHookFn>>,
+    /// The task timeline, when tracing is on.
+    pub(crate) tracer: Option<Tracer>,
 }
 
 /// A vector with a free list: O(1) insert and remove by key.
@@ -39,7 +43,7 @@ enum Entry {
 }
 
 impl TaskOwner {
-    pub(crate) fn new(sink: Arc<ErrorSink>, backtraces: Backtraces) -> TaskOwner {
+    pub(crate) fn new(builder: &crate::Builder, sink: Arc<ErrorSink>) -> TaskOwner {
         TaskOwner {
             live: Mutex::new(Slab {
                 entries: Vec::new(),
@@ -47,9 +51,11 @@ impl TaskOwner {
                 len: 0,
                 closed: false,
             }),
-            metrics: Counters::default(),
+            metrics: Counters::new(),
             sink,
-            backtraces,
+            backtraces: builder.backtraces,
+            on_exit: builder.on_exit.clone(),
+            tracer: Tracer::from_config(builder.trace.as_deref()),
         }
     }
 

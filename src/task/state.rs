@@ -4,8 +4,9 @@
 //! bits grant. Every transition is one atomic read-modify-write and returns a
 //! `#[must_use]` value that tells the caller what it now owns or must do.
 
+use crate::loom::AtomicUsize;
+use crate::loom::Ordering::*;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 /// The task is on a run queue, or is about to be put on one, or (together with
 /// [`RUNNING`]) was woken during its poll and must be re-queued when the poll ends.
@@ -132,15 +133,18 @@ impl State {
     }
 
     /// Transition 1 (and 4): a waker fired. Sets [`SCHEDULED`] unless it is set already or
-    /// the task is complete. A wake storm costs one load per wake once the bit is set.
+    /// the task is complete.
+    ///
+    /// Even when nothing changes, this is a read-modify-write (it writes the same word
+    /// back), never a plain load: a load may read a stale `SCHEDULED` bit from before the
+    /// task's last poll and drop the wake, while a read-modify-write always reads the
+    /// latest value, and its release half makes what the waker wrote before waking visible
+    /// to the poll that the `SCHEDULED` bit promises. (Loom found the plain-load version
+    /// losing a wake-up: `loom_group_cancel_vs_poll`.)
     pub(crate) fn transition_to_notified(&self) -> Notified {
-        let s = self.load();
-        if s.0 & (SCHEDULED | COMPLETE) != 0 {
-            return Notified::Nothing;
-        }
         self.update(|s| {
             if s.0 & (SCHEDULED | COMPLETE) != 0 {
-                (None, Notified::Nothing)
+                (Some(s.0), Notified::Nothing)
             } else if s.is_running() {
                 (Some(s.0 | SCHEDULED), Notified::Nothing)
             } else {
@@ -155,7 +159,8 @@ impl State {
     pub(crate) fn transition_to_cancel_requested(&self) -> Notified {
         self.update(|s| {
             if s.is_complete() || (s.is_cancelled() && s.is_scheduled()) {
-                (None, Notified::Nothing)
+                // Written back unchanged, for the reason given at `transition_to_notified`.
+                (Some(s.0), Notified::Nothing)
             } else if s.is_scheduled() || s.is_running() {
                 (Some(s.0 | CANCELLED | SCHEDULED), Notified::Nothing)
             } else {

@@ -20,6 +20,7 @@ where
 {
     fn wake(self: Arc<Self>) {
         if self.header.state.transition_to_notified() == Notified::Submit {
+            self.header.trace_wake();
             let scheduler = self.header.scheduler.clone();
             scheduler.schedule(self);
         }
@@ -27,6 +28,7 @@ where
 
     fn wake_by_ref(arc_self: &Arc<Self>) {
         if arc_self.header.state.transition_to_notified() == Notified::Submit {
+            arc_self.header.trace_wake();
             arc_self.header.scheduler.schedule(arc_self.clone());
         }
     }
