@@ -106,7 +106,8 @@ impl Builder {
         self
     }
 
-    /// Records a task timeline (every spawn, poll, wake, failure and cancellation) and writes
+    /// Records a task timeline (every spawn, poll, wake that queues a task, failure and
+    /// cancellation) and writes
     /// it to `path` as Chrome trace-event JSON when the executor shuts down. Open it in
     /// <https://ui.perfetto.dev> or `chrome://tracing`. Without this, the `WARDEN_TRACE`
     /// environment variable names the file.

@@ -198,11 +198,10 @@ enum Repr {
 impl TaskError {
     #[cold]
     pub(crate) fn from_panic(task: TaskInfo, payload: Box<dyn Any + Send>) -> TaskError {
-        let captured = take_captured();
-        let message = match captured.as_ref() {
-            Some(c) => c.message.clone(),
-            None => payload_message(&*payload),
-        };
+        let message = payload_message(&*payload);
+        // The record is this panic's only if the texts agree: a payload re-raised with
+        // `resume_unwind` skips the panic hook, and the record (if any) is another panic's.
+        let captured = take_captured().filter(|c| c.message == message);
         let (location, backtrace) = match captured {
             Some(c) => (Some(c.location), c.backtrace),
             None => (None, None),
@@ -560,7 +559,14 @@ pub(crate) fn catch_panics<R>(
         }
     }
     let _restore = Restore(CAPTURING.with(|c| c.replace(Some(mode))));
-    panic::catch_unwind(AssertUnwindSafe(f))
+    // A record left by a panic that someone else caught (task code calling `catch_unwind`,
+    // a panicking hook) must not be mistaken for this one's.
+    let _ = take_captured();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
+    if outcome.is_ok() {
+        let _ = take_captured();
+    }
+    outcome
 }
 
 fn take_captured() -> Option<Captured> {

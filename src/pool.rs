@@ -590,36 +590,48 @@ impl Executor {
     /// workers, all before it returns. Calling it again does nothing.
     ///
     /// Called from one of this pool's own worker threads (inside a task), it starts the
-    /// shutdown and returns at once; the join happens when the `Executor` is dropped.
+    /// shutdown and returns at once; the join happens when the `Executor` is dropped (and
+    /// if that drop, too, happens on a worker, a short-lived `warden-shutdown` thread
+    /// joins the workers and drops what is left).
     pub fn shutdown(&self) {
         self.shared.begin_shutdown();
         if self.shared.is_worker_thread() {
             return;
         }
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            // Workers never unwind (task code runs inside catch_unwind); if one did, the
-            // panic was already reported by the panic hook.
-            let _ = t.join();
+        finish_shutdown(&self.shared, self.take_threads());
+    }
+
+    fn take_threads(&self) -> Vec<ThreadHandle<()>> {
+        std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The second half of a shutdown, on a thread that is not a worker: join the workers,
+/// then run what they left queued (cancelled tasks whose futures still need dropping).
+fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
+    for t in threads {
+        // Workers never unwind (task code runs inside catch_unwind); if one did, the panic
+        // was already reported by the panic hook.
+        let _ = t.join();
+    }
+    // A `Handle::spawn` on another thread may have registered its task just before the
+    // registry closed and not pushed it yet: wait for that push (a few instructions away)
+    // until no task is live.
+    let _current = context::set_current(Handle {
+        flavor: Flavor::Pool(shared.clone()),
+    });
+    loop {
+        while let Some(task) = steal_retrying(|| shared.injector.steal()) {
+            task.run();
         }
-        // Run what the workers left queued: cancelled tasks whose futures still need dropping.
-        // A `Handle::spawn` on another thread may have registered its task just before the
-        // registry closed and not pushed it yet: wait for that push (a few instructions away)
-        // until no task is live.
-        let _current = context::set_current(self.handle());
-        loop {
-            while let Some(task) = steal_retrying(|| self.shared.injector.steal()) {
-                task.run();
-            }
-            if self.shared.owner.live() == 0 {
-                break;
-            }
-            thread::yield_now();
+        if shared.owner.live() == 0 {
+            break;
         }
-        self.shared.timers.clear();
-        if let Some(tracer) = &self.shared.owner.tracer {
-            tracer.write();
-        }
+        thread::yield_now();
+    }
+    shared.timers.clear();
+    if let Some(tracer) = &shared.owner.tracer {
+        tracer.write();
     }
 }
 
@@ -631,7 +643,22 @@ impl Default for Executor {
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        self.shutdown();
+        if self.shared.is_worker_thread() {
+            // Dropped inside one of its own tasks: this thread cannot join itself, so a
+            // short-lived thread finishes the shutdown once the workers (this one included,
+            // after the current poll) have stopped.
+            self.shared.begin_shutdown();
+            let shared = self.shared.clone();
+            let threads = self.take_threads();
+            let reaper = spawn_thread("warden-shutdown".to_owned(), move || {
+                finish_shutdown(&shared, threads)
+            });
+            if let Err(err) = reaper {
+                log::error!(target: "warden", "could not start the shutdown thread: {err}");
+            }
+        } else {
+            self.shutdown();
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! The task timeline: every spawn, poll, wake, failure and cancellation, written as Chrome
+//! The task timeline: every spawn, poll, wake that queues a task (a wake during the task's
+//! own poll shows as the poll's `"outcome": "pending"` followed by the next poll), failure
+//! and cancellation, written as Chrome
 //! trace-event JSON that Perfetto (<https://ui.perfetto.dev>) and `chrome://tracing` open.
 //!
 //! Turn it on with [`Builder::trace`](crate::Builder::trace) or the `WARDEN_TRACE`

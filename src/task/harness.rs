@@ -280,7 +280,10 @@ where
                 self.cancel_now(reason);
             }
             ToRunning::Poll => {
-                // The cancel-at-poll check for groups: one atomic load when not cancelled.
+                // The cancel-at-poll check, second half. The task's own flag is a bit of the
+                // state word, seen by transition 2 itself; the group's flag belongs to the
+                // group (one for all members), so it is read here, right after: one atomic
+                // load when not cancelled.
                 let group_reason = self.header.group.as_ref().and_then(|g| g.cancel_reason());
                 match group_reason {
                     Some(reason) => self.cancel_now(reason),

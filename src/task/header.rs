@@ -43,7 +43,7 @@ impl Header {
         }
     }
 
-    /// The reason to report for a cancelled task: its own, or its group's.
+    /// The task's own cancel reason (the group's is read separately, in `Task::run`).
     pub(crate) fn reason(&self) -> CancelReason {
         self.cancel_reason
             .get()

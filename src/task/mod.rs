@@ -35,8 +35,9 @@
 //!
 //! 1. **The future** (the stage while running) is touched only by the thread that holds
 //!    `RUNNING`: it polls it, or drops it. `RUNNING` is taken by transition 2, which only
-//!    the thread that popped the task off a run queue performs, so there is never more than
-//!    one.
+//!    the thread that popped the task off a run queue performs (or the spawning thread,
+//!    for a task refused after shutdown that never reached a queue), so there is never
+//!    more than one.
 //! 2. **The result** is written into the stage by the `RUNNING` thread, before transition 6
 //!    publishes it (release) together with `COMPLETE`.
 //! 3. **After `COMPLETE`**, the result belongs to exactly one party: the handle, if
@@ -88,7 +89,8 @@ pub(crate) trait RawTask: Send + Sync + 'static {
     fn header(&self) -> &Header;
 
     /// Runs one step: transition 2, then poll the future (or drop it if cancelled), then
-    /// store the result or go idle. Call only with a reference popped off a run queue.
+    /// store the result or go idle. Call only with a reference popped off a run queue, or
+    /// (`spawn_unchecked`, after shutdown) with a task that was never queued.
     fn run(self: Arc<Self>);
 }
 

@@ -1,9 +1,11 @@
 //! Wakers: a task's `Arc` is its waker, through `futures_task::ArcWake`.
 //!
 //! Waking is transition 1: if the task was idle, the waker puts it on its executor's run
-//! queue; if it is already queued, being polled, or complete, waking does nothing more than
-//! one atomic load. A waker that outlives its executor finds the task complete (shutdown
-//! completes every task) and does nothing.
+//! queue; if it is being polled, it sets `SCHEDULED` so the poller re-queues it
+//! (transition 4); if it is already queued or complete, the word is written back unchanged
+//! (one read-modify-write; see `transition_to_notified` for why never a plain load). A
+//! waker that outlives its executor finds the task complete (shutdown completes every
+//! task) and does nothing.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,164 @@
+//! A small tour of every `unsafe` path, sized for Miri:
+//! `cargo +nightly miri test --test miri` (see docs/testing.md).
+//!
+//! The stage cell of a task (src/task/harness.rs) is read and written under the rules of
+//! src/task/mod.rs; `Timeout` pin-projects its inner future (src/time.rs); `spawn_local`
+//! runs futures that are not `Send`. Each test below drives one of those paths the way a
+//! user would, with counts small enough for Miri's interpreter. They also run (quickly) in
+//! the ordinary suite.
+
+mod support;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use support::DropCounter;
+use warden::{Backtraces, Builder, CancelReason, LocalExecutor};
+
+fn local() -> LocalExecutor {
+    // Backtrace capture walks the stack through FFI that Miri does not model.
+    Builder::new().backtraces(Backtraces::Off).build_local()
+}
+
+#[test]
+fn value_read_through_the_handle() {
+    let ex = local();
+    let h = ex.spawn(async { vec![1, 2, 3] });
+    assert_eq!(ex.block_on(h).unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn handle_dropped_before_and_after_completion() {
+    let drops = DropCounter::new();
+    let ex = local();
+    let early = ex.spawn({
+        let t = drops.token();
+        async move { t }
+    });
+    drop(early); // before completion: the executor drops the output
+    let late = ex.spawn({
+        let t = drops.token();
+        async move { t }
+    });
+    ex.run_until_idle();
+    assert_eq!(drops.count(), 1);
+    drop(late); // after completion: the handle drops the output
+    assert_eq!(drops.count(), 2);
+}
+
+#[test]
+fn cancel_drops_the_future_in_place() {
+    let drops = DropCounter::new();
+    let ex = local();
+    let h = ex.spawn({
+        let t = drops.token();
+        async move {
+            let _t = t;
+            std::future::pending::<()>().await
+        }
+    });
+    ex.run_until_idle();
+    h.cancel();
+    let err = ex.block_on(h).unwrap_err();
+    assert_eq!(err.cancel_reason(), Some(&CancelReason::Explicit(None)));
+    assert_eq!(drops.count(), 1);
+}
+
+#[test]
+fn panic_becomes_the_failure() {
+    let ex = local();
+    let h = ex.spawn(async { panic!("under miri") });
+    let err = ex.block_on(h).unwrap_err();
+    assert_eq!(err.panic_message(), Some("under miri"));
+    let payload = err.into_panic();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"under miri"));
+}
+
+#[test]
+fn not_send_futures_on_the_local_executor() {
+    let ex = local();
+    let shared = Rc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let shared = shared.clone();
+            ex.spawn_local(async move {
+                warden::yield_now().await;
+                shared.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    ex.block_on(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(shared.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn timeout_projects_and_drops_its_future() {
+    let drops = DropCounter::new();
+    let ex = local();
+    let result = ex.block_on({
+        let t = drops.token();
+        warden::timeout(Duration::from_millis(1), async move {
+            let _t = t;
+            std::future::pending::<()>().await
+        })
+    });
+    assert!(result.is_err());
+    assert_eq!(drops.count(), 1);
+    assert_eq!(ex.timer_count(), 0);
+}
+
+#[test]
+fn group_failure_and_shutdown() {
+    let drops = DropCounter::new();
+    let ex = local();
+    let report = ex.block_on({
+        let drops = drops.clone();
+        async move {
+            let group = warden::TaskGroup::new();
+            let t = drops.token();
+            group
+                .spawn(async move {
+                    let _t = t;
+                    std::future::pending::<()>().await
+                })
+                .detach();
+            group.spawn(async { Err::<(), _>("boom") }).detach();
+            group.join().await
+        }
+    });
+    assert_eq!(report.unwrap_err().cancelled(), 1);
+    assert_eq!(drops.count(), 1);
+    let pending = ex.spawn(std::future::pending::<()>());
+    drop(ex);
+    assert!(pending.is_finished());
+}
+
+#[test]
+fn pool_wakes_across_threads() {
+    let ex = Builder::new()
+        .worker_threads(2)
+        .backtraces(Backtraces::Off)
+        .build();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let counter = counter.clone();
+            ex.spawn(async move {
+                warden::yield_now().await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    ex.block_on(async {
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(counter.load(Ordering::SeqCst), 8);
+}
