@@ -562,11 +562,7 @@ pub(crate) fn catch_panics<R>(
     // A record left by a panic that someone else caught (task code calling `catch_unwind`,
     // a panicking hook) must not be mistaken for this one's.
     let _ = take_captured();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    if outcome.is_ok() {
-        let _ = take_captured();
-    }
-    outcome
+    panic::catch_unwind(AssertUnwindSafe(f))
 }
 
 fn take_captured() -> Option<Captured> {

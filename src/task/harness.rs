@@ -254,6 +254,15 @@ where
     /// For the handle: it is being dropped or detached (transition 7).
     pub(super) fn release_handle(&self) {
         let before = self.header.state.drop_handle();
+        // A waker the handle left behind belongs to whoever awaited it; it may be that very
+        // task, or one that this task awaits, and keeping it here would keep both alive.
+        let waker = self
+            .header
+            .join_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(waker);
         if before.is_complete() {
             // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result
             // is ours; after this, nobody touches the stage.

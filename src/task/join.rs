@@ -135,6 +135,10 @@ impl<T: 'static> JoinHandle<T> {
     }
 }
 
+// The handle never pins anything: the output is moved out of the task's block, not
+// borrowed, so the handle can be `Unpin` whatever `T` is (as tokio's is).
+impl<T: 'static> Unpin for JoinHandle<T> {}
+
 impl<T: 'static> Future for JoinHandle<T> {
     type Output = Result<T, TaskError>;
 
