@@ -73,6 +73,10 @@ struct GroupInner {
     id: GroupId,
     handle: Handle,
     supervisor: bool,
+    /// Keeps the parent (and so the chain up to the root) alive while this group lives,
+    /// so a cancel of any ancestor still reaches it after the groups in between were
+    /// joined and dropped. Parents hold only `Weak`s to their children.
+    _parent: Option<Arc<GroupInner>>,
     cancelled: OnceLock<CancelReason>,
     state: Mutex<GroupState>,
 }
@@ -207,11 +211,16 @@ impl TaskGroup {
     }
 
     pub(crate) fn on(handle: Handle, supervisor: bool) -> TaskGroup {
+        TaskGroup::with_parent(handle, supervisor, None)
+    }
+
+    fn with_parent(handle: Handle, supervisor: bool, parent: Option<Arc<GroupInner>>) -> TaskGroup {
         TaskGroup {
             inner: Arc::new(GroupInner {
                 id: GroupId::next(),
                 handle,
                 supervisor,
+                _parent: parent,
                 cancelled: OnceLock::new(),
                 state: Mutex::new(GroupState::default()),
             }),
@@ -294,7 +303,8 @@ impl TaskGroup {
     /// A nested group on the same executor: cancelling this group cancels the child (and
     /// its children) with [`CancelReason::ParentCancelled`].
     pub fn child(&self) -> TaskGroup {
-        let child = TaskGroup::on(self.inner.handle.clone(), false);
+        let child =
+            TaskGroup::with_parent(self.inner.handle.clone(), false, Some(self.inner.clone()));
         self.inner
             .lock()
             .children
@@ -307,7 +317,7 @@ impl TaskGroup {
 
     /// Cancels the group with [`CancelReason::Deadline`] once `duration` has passed.
     pub fn with_timeout(self, duration: Duration) -> TaskGroup {
-        self.with_deadline(Instant::now() + duration)
+        self.with_deadline(crate::time::deadline_after(duration))
     }
 
     /// Cancels the group with [`CancelReason::Deadline`] at `deadline`.

@@ -82,6 +82,12 @@ impl Handle {
         crate::TaskGroup::on(self.clone(), false)
     }
 
+    /// Creates a supervisor [`TaskGroup`](crate::TaskGroup) (a failure cancels nobody)
+    /// whose members run on this executor.
+    pub fn supervisor(&self) -> crate::TaskGroup {
+        crate::TaskGroup::on(self.clone(), true)
+    }
+
     pub(crate) fn spawn_with<F, T>(
         &self,
         future: F,

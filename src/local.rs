@@ -239,6 +239,12 @@ impl LocalExecutor {
         self.handle().group()
     }
 
+    /// Creates a supervisor [`TaskGroup`](crate::TaskGroup) on this executor: a failure
+    /// cancels nobody, and `join` collects every failure.
+    pub fn supervisor(&self) -> crate::TaskGroup {
+        self.handle().supervisor()
+    }
+
     /// Runs `future` to completion on this thread, running the executor's tasks meanwhile.
     ///
     /// `future` itself is not a task (it has no id and is not counted in [`Metrics`]), but

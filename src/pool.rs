@@ -530,6 +530,12 @@ impl Executor {
         self.handle().group()
     }
 
+    /// Creates a supervisor [`TaskGroup`](crate::TaskGroup) on this executor: a failure
+    /// cancels nobody, and `join` collects every failure.
+    pub fn supervisor(&self) -> crate::TaskGroup {
+        self.handle().supervisor()
+    }
+
     /// Runs `future` to completion on the calling thread (not a worker), parking it between
     /// polls, while the workers run tasks.
     ///

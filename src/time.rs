@@ -145,7 +145,15 @@ pub struct Sleep {
 /// assert!(start.elapsed() >= Duration::from_millis(10));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(deadline_after(duration))
+}
+
+/// `now + duration`, or about thirty years from now when that would overflow `Instant`
+/// (`Duration::MAX` means "never", and must not panic).
+pub(crate) fn deadline_after(duration: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(duration.min(FAR_FUTURE)).unwrap_or(now)
 }
 
 /// Waits until `deadline`.
