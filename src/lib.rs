@@ -118,6 +118,11 @@ mod trace;
 #[cfg(all(test, loom))]
 mod loom_models;
 
+/// The README's example runs as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
