@@ -189,10 +189,27 @@ enum Repr {
         backtrace: Option<Backtrace>,
         /// The original payload, for `resume_unwind`. Taken at most once; the `Mutex` makes
         /// the `Send`-only payload shareable between clones.
-        payload: Mutex<Option<Box<dyn Any + Send>>>,
+        payload: PayloadSlot,
     },
     Error(BoxError),
     Cancelled(CancelReason),
+}
+
+/// Holds a panic payload, and drops it safely: a payload whose own destructor panics is
+/// caught (and its second payload forgotten), and during unwinding, where a second panic
+/// would abort the process, the payload is forgotten instead of dropped.
+struct PayloadSlot(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl Drop for PayloadSlot {
+    fn drop(&mut self) {
+        let payload = self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(payload) = payload else { return };
+        if std::thread::panicking() {
+            std::mem::forget(payload);
+        } else if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(second);
+        }
+    }
 }
 
 impl TaskError {
@@ -212,7 +229,7 @@ impl TaskError {
                 message,
                 location,
                 backtrace,
-                payload: Mutex::new(Some(payload)),
+                payload: PayloadSlot(Mutex::new(Some(payload))),
             },
         )
     }
@@ -330,7 +347,7 @@ impl TaskError {
             Repr::Panic {
                 payload, message, ..
             } => {
-                let taken = payload.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let taken = payload.0.lock().unwrap_or_else(|e| e.into_inner()).take();
                 taken.unwrap_or_else(|| Box::new(message.clone()))
             }
             _ => Box::new(self.to_string()),
@@ -505,10 +522,20 @@ struct Captured {
 // These stay `std`'s under loom: the panic hook runs outside loom's control, where loom's
 // thread-locals cannot be reached.
 thread_local! {
-    /// `Some(mode)` while task code runs inside [`catch_panics`] on this thread.
-    static CAPTURING: Cell<Option<Backtraces>> = const { Cell::new(None) };
+    /// `Some` while task code runs inside [`catch_panics`] on this thread.
+    static CAPTURING: Cell<Option<Capture>> = const { Cell::new(None) };
     /// The record of the last panic caught while capturing.
     static CAPTURED: Cell<Option<Box<Captured>>> = const { Cell::new(None) };
+}
+
+/// How the current [`catch_panics`] scope captures.
+#[derive(Clone, Copy)]
+struct Capture {
+    mode: Backtraces,
+    /// A panic was already recorded in this scope. A second one is most likely a panic
+    /// during that panic's unwinding, on which Rust aborts the process: it is passed on to
+    /// the previous hook as well, so the abort is not silent.
+    recorded: bool,
 }
 
 /// Installs warden's panic hook, once per process, in front of the current hook.
@@ -518,7 +545,17 @@ pub(crate) fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             match CAPTURING.try_with(Cell::get).ok().flatten() {
-                Some(mode) => {
+                Some(capture) => {
+                    if capture.recorded {
+                        previous(info);
+                    }
+                    let _ = CAPTURING.try_with(|c| {
+                        c.set(Some(Capture {
+                            recorded: true,
+                            ..capture
+                        }))
+                    });
+                    let mode = capture.mode;
                     let message = payload_message(info.payload());
                     let location =
                         info.location()
@@ -552,21 +589,39 @@ pub(crate) fn catch_panics<R>(
     mode: Backtraces,
     f: impl FnOnce() -> R,
 ) -> Result<R, Box<dyn Any + Send>> {
-    struct Restore(Option<Backtraces>);
+    struct Restore(Option<Capture>);
     impl Drop for Restore {
         fn drop(&mut self) {
             CAPTURING.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(CAPTURING.with(|c| c.replace(Some(mode))));
-    // A record left by a panic that someone else caught (task code calling `catch_unwind`,
-    // a panicking hook) must not be mistaken for this one's.
-    let _ = take_captured();
+    let capture = Capture {
+        mode,
+        recorded: false,
+    };
+    let _restore = Restore(CAPTURING.with(|c| c.replace(Some(capture))));
+    // A record left by a panic that someone else caught (task code calling `catch_unwind`)
+    // is not cleared here, which would cost every poll a thread-local access: the next
+    // panic's record replaces it, and `TaskError::from_panic` only accepts a record whose
+    // message matches its payload.
     panic::catch_unwind(AssertUnwindSafe(f))
 }
 
 fn take_captured() -> Option<Captured> {
     CAPTURED.try_with(Cell::take).ok().flatten().map(|b| *b)
+}
+
+/// Wakes `waker`, catching a panic from it: a waker belongs to somebody else's code, and
+/// its panic must not unwind into the executor that is finishing a task.
+pub(crate) fn wake_guarded(waker: std::task::Waker) {
+    if let Err(payload) = catch_panics(Backtraces::Off, move || waker.wake()) {
+        log::error!(
+            target: "warden",
+            "a waker panicked when woken: {}",
+            payload_message(&*payload)
+        );
+        std::mem::forget(payload);
+    }
 }
 
 /// Drops `value`, catching a panic from its destructor. A caught panic is logged, since

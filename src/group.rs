@@ -168,7 +168,7 @@ impl GroupLink for GroupInner {
             self.cancel(CancelReason::SiblingFailed(id));
         }
         if let Some(waker) = waker {
-            waker.wake();
+            crate::failure::wake_guarded(waker);
         }
     }
 }

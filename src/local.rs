@@ -429,11 +429,7 @@ impl LocalExecutor {
     /// assert!(late.is_finished()); // refused: cancelled at once
     /// ```
     pub fn shutdown(&self) {
-        let live = self.shared.owner.close();
-        for task in &live {
-            task::cancel(task, CancelReason::Shutdown);
-        }
-        drop(live);
+        task::cancel_all(self.shared.owner.close(), CancelReason::Shutdown);
         let inside_own_task = context::current_task().is_some()
             && context::current().is_some_and(|h| h.same_executor(&self.handle()));
         if inside_own_task {

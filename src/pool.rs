@@ -123,14 +123,17 @@ struct LocalQueue {
 
 impl Schedule for PoolShared {
     fn schedule(&self, task: TaskRef) {
-        let leftover = LOCAL.with(|local| match &*local.borrow() {
-            Some(q) if std::ptr::eq(q.pool, self) => {
-                q.deque.push(task);
-                None
+        // `try_with`: a waker may fire from a thread-local destructor, after this
+        // thread's `LOCAL` is gone; such a wake goes to the injector.
+        let mut task = Some(task);
+        let _ = LOCAL.try_with(|local| {
+            if let Some(q) = &*local.borrow() {
+                if std::ptr::eq(q.pool, self) {
+                    q.deque.push(task.take().expect("pushed once"));
+                }
             }
-            _ => Some(task),
         });
-        if let Some(task) = leftover {
+        if let Some(task) = task {
             self.injector.push(task);
         }
         self.notify_one();
@@ -165,11 +168,9 @@ impl PoolShared {
     /// Starts a shutdown without waiting for it: closes the registry, cancels every live
     /// task, and tells workers to stop. Safe to call from any thread, including a worker.
     fn begin_shutdown(&self) {
-        let live = self.owner.close();
-        for task in &live {
-            task::cancel(task, CancelReason::Shutdown);
-        }
-        drop(live);
+        // Two phases: every live task's cancel flag is set before any is queued, so that
+        // no task (say, woken by a cancelled task's destructor) runs on after shutdown.
+        task::cancel_all(self.owner.close(), CancelReason::Shutdown);
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.timer_wake.try_send(());
         self.notify_all();
@@ -192,12 +193,14 @@ impl PoolShared {
     }
 
     fn is_worker_thread(&self) -> bool {
-        LOCAL.with(|local| {
-            local
-                .borrow()
-                .as_ref()
-                .is_some_and(|q| std::ptr::eq(q.pool, self))
-        })
+        LOCAL
+            .try_with(|local| {
+                local
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|q| std::ptr::eq(q.pool, self))
+            })
+            .unwrap_or(false)
     }
 }
 

@@ -66,7 +66,7 @@ impl Header {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(waker) = waker {
-            waker.wake();
+            crate::failure::wake_guarded(waker);
         }
     }
 }

@@ -145,6 +145,9 @@ impl SpawnSpec {
     }
 }
 
+/// Futures larger than this many bytes are boxed before they become a task.
+const BOX_FUTURE_THRESHOLD: usize = 2048;
+
 /// Creates a task for `future`, registers it with `scheduler` and queues it.
 ///
 /// `finish` turns the future's output into the task's result: `Ok` for a value, `Err` for
@@ -160,6 +163,33 @@ impl SpawnSpec {
 /// its tasks only on the current thread. (The returned handle is `!Send` when `T` is, and
 /// the future is only ever polled or dropped inside [`RawTask::run`], so that suffices.)
 pub(crate) unsafe fn spawn_unchecked<F, T>(
+    future: F,
+    finish: fn(F::Output) -> Result<T, BoxError>,
+    spec: SpawnSpec,
+    scheduler: Arc<dyn Schedule>,
+) -> JoinHandle<T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    // A large future is boxed first: the task block stays small, and no step of the task's
+    // life (building it, storing its result) moves a future-sized value on the stack.
+    if std::mem::size_of::<F>() > BOX_FUTURE_THRESHOLD {
+        // SAFETY: forwarded from this function's own contract; boxing changes nothing
+        // about which thread runs or drops the future.
+        unsafe { spawn_task(Box::pin(future), finish, spec, scheduler) }
+    } else {
+        // SAFETY: forwarded from this function's own contract.
+        unsafe { spawn_task(future, finish, spec, scheduler) }
+    }
+}
+
+/// The body of [`spawn_unchecked`], after the boxing decision.
+///
+/// # Safety
+///
+/// As for [`spawn_unchecked`].
+unsafe fn spawn_task<F, T>(
     future: F,
     finish: fn(F::Output) -> Result<T, BoxError>,
     spec: SpawnSpec,
@@ -230,6 +260,28 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
     }
     let _ = header.cancel_reason.set(reason);
     if header.state.transition_to_cancel_requested() == state::Notified::Submit {
+        header.trace_wake();
+        header.scheduler.schedule(task.clone());
+    }
+}
+
+/// Cancels every task in `tasks` with `reason`, in two phases: all cancel flags are set
+/// first, then the tasks that were idle are queued. No task can be polled in between with
+/// its flag still clear, whatever order they are queued (or woken by each other) in.
+pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
+    let mut to_queue = Vec::new();
+    for task in tasks {
+        let header = task.header();
+        if header.state.load().is_complete() {
+            continue;
+        }
+        let _ = header.cancel_reason.set(reason.clone());
+        if header.state.transition_to_cancel_requested() == state::Notified::Submit {
+            to_queue.push(task);
+        }
+    }
+    for task in to_queue {
+        let header = task.header();
         header.trace_wake();
         header.scheduler.schedule(task.clone());
     }

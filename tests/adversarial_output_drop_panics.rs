@@ -1,0 +1,245 @@
+//! Adversarial theme: an output whose `Drop` panics.
+//!
+//! A task finishes with a value that nobody reads, and the value's destructor panics:
+//! when the handle is dropped unread after completion (on this thread or another), when
+//! the task was detached (the executor drops the value), when the handle outlives the
+//! executor, and when the future's own destructor panics after it returned the value
+//! (warden then drops the value itself). Nothing may crash or unwind into the caller, the
+//! executor keeps working, and such a panic is not a task failure: the error hook does not
+//! see it (it is logged) and the task counts as completed.
+
+mod support;
+
+use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use support::{DropCounter, DropToken, Flavor, HookLog, Rt, assert_adds_up};
+
+/// A value whose destructor panics (after bumping its counter).
+#[derive(Debug)]
+struct Grenade {
+    _token: DropToken,
+}
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        panic!("the output's destructor panicked");
+    }
+}
+
+/// A panic payload whose own destructor panics too.
+struct NastyPayload(Arc<AtomicUsize>);
+
+impl Drop for NastyPayload {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+        panic!("the payload's destructor panicked");
+    }
+}
+
+/// An output whose destructor panics with a `NastyPayload`.
+struct NastyGrenade(Arc<AtomicUsize>);
+
+impl Drop for NastyGrenade {
+    fn drop(&mut self) {
+        panic_any(NastyPayload(self.0.clone()));
+    }
+}
+
+#[track_caller]
+fn must_not_panic<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| panic!("an output's destructor panic escaped {what}"))
+}
+
+/// Runs the executor until `cond` holds.
+fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
+    rt.block_on(async {
+        while !cond() {
+            std::thread::yield_now();
+            warden::yield_now().await;
+        }
+    });
+}
+
+/// On the pool, both workers are alive: two tasks that each wait for the other to have
+/// started can only both finish on two threads.
+fn assert_both_workers_alive(rt: &Rt) {
+    if rt.flavor() != Flavor::Pool {
+        return;
+    }
+    let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
+    let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
+    let a = rt.spawn(async move {
+        a_tx.send(()).unwrap();
+        b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    let b = rt.spawn(async move {
+        b_tx.send(()).unwrap();
+        a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    assert_eq!(
+        rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) }),
+        (true, true),
+        "a worker died"
+    );
+}
+
+rt_test! {
+    fn handle_dropped_unread_after_completion(flavor) {
+        let log = HookLog::new();
+        let rt = flavor.build(log.builder());
+        let drops = DropCounter::new();
+        let token = drops.token();
+        let handle = rt.spawn(async move { Grenade { _token: token } });
+        drive_until(&rt, || handle.is_finished());
+        assert_eq!(
+            drops.count(),
+            0,
+            "the output belongs to the handle until it is dropped"
+        );
+        must_not_panic("dropping the handle", || drop(handle));
+        assert_eq!(drops.count(), 1);
+        assert_eq!(rt.block_on(rt.spawn(async { 2 })).unwrap(), 2);
+        let m = rt.metrics();
+        assert_eq!(
+            (m.spawned, m.completed, m.panicked, m.live),
+            (2, 2, 0, 0),
+            "{m:?}"
+        );
+        drop(rt);
+        assert_eq!(
+            log.len(),
+            0,
+            "an output's destructor panic is not a task failure"
+        );
+    }
+
+    fn handle_dropped_unread_on_another_thread(flavor) {
+        let rt = flavor.rt();
+        let drops = DropCounter::new();
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let token = drops.token();
+                rt.spawn(async move { Grenade { _token: token } })
+            })
+            .collect();
+        drive_until(&rt, || handles.iter().all(|h| h.is_finished()));
+        let joined = std::thread::spawn(move || {
+            for h in handles {
+                drop(h);
+            }
+        })
+        .join();
+        assert!(
+            joined.is_ok(),
+            "an output's destructor panic escaped the handle's drop"
+        );
+        assert_eq!(drops.count(), 10);
+        assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+    }
+
+    fn detached_outputs_are_dropped_by_the_executor(flavor) {
+        let log = HookLog::new();
+        let rt = flavor.build(log.builder());
+        let drops = DropCounter::new();
+        for _ in 0..100 {
+            let token = drops.token();
+            rt.spawn(async move {
+                warden::yield_now().await;
+                Grenade { _token: token }
+            })
+            .detach();
+        }
+        drive_until(&rt, || drops.count() == 100);
+        assert_both_workers_alive(&rt);
+        let m = rt.metrics();
+        assert_eq!(
+            (m.completed, m.panicked, m.live),
+            (m.spawned, 0, 0),
+            "{m:?}"
+        );
+        assert_adds_up(&m);
+        must_not_panic("dropping the executor", || drop(rt));
+        assert_eq!(log.len(), 0);
+    }
+
+    /// The handle keeps the finished output past the executor's life; dropping it then
+    /// still may not crash.
+    fn handle_outlives_the_executor(flavor) {
+        let rt = flavor.rt();
+        let drops = DropCounter::new();
+        let token = drops.token();
+        let handle = rt.spawn(async move { Grenade { _token: token } });
+        drive_until(&rt, || handle.is_finished());
+        drop(rt);
+        assert_eq!(drops.count(), 0);
+        must_not_panic("dropping the handle after the executor", || drop(handle));
+        assert_eq!(drops.count(), 1);
+    }
+
+    /// The output's destructor panics with a payload whose own destructor panics. warden
+    /// forgets such a payload instead of dropping it (which would panic again, outside any
+    /// `catch_unwind`): no crash, and the payload is never dropped.
+    fn output_drop_panics_with_a_nasty_payload(flavor) {
+        let rt = flavor.rt();
+        let payload_drops = Arc::new(AtomicUsize::new(0));
+        let counter = payload_drops.clone();
+        let detached_counter = payload_drops.clone();
+        let handle = rt.spawn(async move { NastyGrenade(counter) });
+        rt.spawn(async move { NastyGrenade(detached_counter) })
+            .detach();
+        drive_until(&rt, || handle.is_finished() && rt.metrics().live == 0);
+        must_not_panic("dropping the handle", || drop(handle));
+        assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
+        must_not_panic("dropping the executor", || drop(rt));
+        assert_eq!(
+            payload_drops.load(SeqCst),
+            0,
+            "the nasty payload was dropped"
+        );
+    }
+
+    /// The future returns its value, then the future's destructor panics: that panic is
+    /// the task's failure, and warden drops the value, whose destructor panics as well.
+    fn future_drop_panics_then_output_drop_panics(flavor) {
+        struct ReturnsThenExplodes(Option<Grenade>);
+        impl std::future::Future for ReturnsThenExplodes {
+            type Output = Grenade;
+            fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Grenade> {
+                Poll::Ready(self.0.take().expect("polled once"))
+            }
+        }
+        impl Drop for ReturnsThenExplodes {
+            fn drop(&mut self) {
+                panic!("the future's destructor panicked after it returned");
+            }
+        }
+        let log = HookLog::new();
+        let rt = flavor.build(log.builder());
+        let drops = DropCounter::new();
+        let handle = rt.spawn(ReturnsThenExplodes(Some(Grenade {
+            _token: drops.token(),
+        })));
+        let err = must_not_panic("awaiting the handle", || rt.block_on(handle)).unwrap_err();
+        assert!(err.is_panic(), "{err}");
+        assert_eq!(
+            err.panic_message(),
+            Some("the future's destructor panicked after it returned")
+        );
+        assert_eq!(drops.count(), 1, "warden drops the value it cannot deliver");
+        assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
+        let m = rt.metrics();
+        assert_eq!(
+            (m.spawned, m.completed, m.panicked, m.live),
+            (2, 1, 1, 0),
+            "{m:?}"
+        );
+        drop(rt);
+        assert_eq!(log.len(), 0, "the handle read the failure");
+    }
+}
