@@ -28,9 +28,11 @@
 //! # Parking
 //!
 //! With no task ready and the root future not woken, the owner thread parks
-//! (`std::thread::park`). Every wake unparks it afterwards. Parking uses a token, so a wake
-//! that lands between "the queue is empty" and `park()` makes that `park()` return at once:
-//! no wake-up is lost.
+//! (`std::thread::park`), after announcing it in a `sleeping` flag and looking at the
+//! queue once more. A push that sees the flag unparks it; pushes while the owner is awake
+//! (the common case: tasks waking each other) skip the unpark. Parking uses a token, so an
+//! unpark that lands between the last look and `park()` makes that `park()` return at
+//! once: no wake-up is lost (the argument is in `LocalShared::sleep`).
 
 use crate::loom::{
     Arc, AtomicBool, Mutex, OnceLock, Ordering, Thread, Weak, current, park, park_timeout,
@@ -88,8 +90,10 @@ pub struct LocalExecutor {
 pub(crate) struct LocalShared {
     owner: TaskOwner,
     queue: Mutex<VecDeque<TaskRef>>,
-    /// The owner thread, unparked by every wake.
+    /// The owner thread, unparked by wakes while it sleeps.
     thread: Thread,
+    /// `true` while the owner is parked or about to park (see `sleep`).
+    sleeping: AtomicBool,
     pub(crate) timers: Timers,
     /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
     shutdown_cause: OnceLock<TaskError>,
@@ -102,8 +106,10 @@ impl Schedule for LocalShared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_back(task);
-        // Cheap when the owner is awake (one atomic swap), a futex wake when it is parked.
-        self.thread.unpark();
+        // Only a parked (or parking) owner needs unparking; see `LocalShared::sleep`.
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.thread.unpark();
+        }
     }
 
     fn owner(&self) -> &TaskOwner {
@@ -112,6 +118,33 @@ impl Schedule for LocalShared {
 }
 
 impl LocalShared {
+    /// Parks the owner thread until a push (or `deadline`), unless a task is queued.
+    ///
+    /// The owner announces itself in `sleeping` before it looks at the queue one last
+    /// time; a pusher pushes (under the queue's lock) before it reads `sleeping`. The
+    /// lock orders the two: either the owner's look sees the task, or the pusher sees
+    /// `sleeping` and unparks the owner (and `unpark` before `park` is not lost).
+    fn sleep(&self, deadline: Option<std::time::Instant>) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        let queued = !self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if !queued {
+            match deadline {
+                Some(deadline) => {
+                    let now = std::time::Instant::now();
+                    if deadline > now {
+                        park_timeout(deadline - now);
+                    }
+                }
+                None => park(),
+            }
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
     fn pop(&self) -> Option<TaskRef> {
         self.queue
             .lock()
@@ -156,6 +189,7 @@ impl LocalExecutor {
             owner: TaskOwner::new(builder, sink.clone()),
             queue: Mutex::new(VecDeque::new()),
             thread: current(),
+            sleeping: AtomicBool::new(false),
             timers: Timers::new(),
             shutdown_cause: OnceLock::new(),
             shutdown_requested: AtomicBool::new(false),
@@ -303,15 +337,8 @@ impl LocalExecutor {
 
     /// Fires due timers, then parks until a wake or the next timer deadline.
     fn park(&self) {
-        match self.shared.timers.fire_due() {
-            Some(deadline) => {
-                let now = std::time::Instant::now();
-                if deadline > now {
-                    park_timeout(deadline - now);
-                }
-            }
-            None => park(),
-        }
+        let next_timer = self.shared.timers.fire_due();
+        self.shared.sleep(next_timer);
         self.shared.timers.fire_due();
     }
 
@@ -322,7 +349,9 @@ impl LocalExecutor {
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    task.run();
+                    if let Some(again) = task.run() {
+                        self.shared.schedule(again);
+                    }
                     ran += 1;
                 }
                 None => break,
@@ -445,12 +474,14 @@ impl LocalExecutor {
         let _current = context::set_current(self.handle());
         loop {
             while let Some(task) = self.shared.pop() {
-                task.run();
+                if let Some(again) = task.run() {
+                    self.shared.schedule(again);
+                }
             }
             if self.shared.owner.live() == 0 {
                 break;
             }
-            park();
+            self.shared.sleep(None);
         }
         self.shared.timers.clear();
         if let Some(tracer) = &self.shared.owner.tracer {

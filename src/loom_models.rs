@@ -53,7 +53,9 @@ fn run_ready(sched: &TestSched) -> usize {
         let task = sched.queue.lock().unwrap().pop_front();
         match task {
             Some(task) => {
-                task.run();
+                if let Some(again) = task.run() {
+                    sched.schedule(again);
+                }
                 ran += 1;
             }
             None => return ran,

@@ -221,7 +221,9 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     loop {
         pops = pops.wrapping_add(1);
         if let Some(task) = find_task(&shared, pops, &mut victim) {
-            task.run();
+            if let Some(again) = task.run() {
+                shared.schedule(again);
+            }
             continue;
         }
         if shared.stopping.load(Ordering::SeqCst) {
@@ -631,7 +633,9 @@ fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
     });
     loop {
         while let Some(task) = steal_retrying(|| shared.injector.steal()) {
-            task.run();
+            if let Some(again) = task.run() {
+                shared.injector.push(again);
+            }
         }
         if shared.owner.live() == 0 {
             break;

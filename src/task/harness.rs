@@ -23,7 +23,7 @@ use futures_task::waker_ref;
 
 use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
-use super::{GroupLink, Header, MemberExit, RawTask, Schedule, TaskInfo};
+use super::{GroupLink, Header, MemberExit, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
 use crate::hook::{FailureWatch, TaskExit};
@@ -80,8 +80,9 @@ where
         })
     }
 
-    /// Polls the future once. The caller holds `RUNNING`.
-    fn poll_future(self: Arc<Self>) {
+    /// Polls the future once. The caller holds `RUNNING`. Returns the task if it must be
+    /// queued again.
+    fn poll_future(self: Arc<Self>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
         let started = owner.tracer.as_ref().map(|t| t.poll_start());
@@ -114,20 +115,20 @@ where
             tracer.poll_end(&self.header.info, started, outcome);
         }
         match polled {
-            Ok(Poll::Pending) => {
-                if self.header.state.transition_to_idle() == ToIdle::Requeue {
-                    let scheduler = self.header.scheduler.clone();
-                    scheduler.schedule(self);
-                }
-            }
+            Ok(Poll::Pending) => match self.header.state.transition_to_idle() {
+                ToIdle::Requeue => Some(self),
+                ToIdle::Idle => None,
+            },
             Ok(Poll::Ready(output)) => {
                 let result = (self.finish)(output)
                     .map_err(|e| TaskError::from_error(self.header.info.clone(), e));
                 self.complete(result);
+                None
             }
             Err(payload) => {
                 let failure = TaskError::from_panic(self.header.info.clone(), payload);
                 self.complete(Err(failure));
+                None
             }
         }
     }
@@ -281,12 +282,13 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>) {
+    fn run(self: Arc<Self>) -> Option<TaskRef> {
         match self.header.state.transition_to_running() {
-            ToRunning::Dead => {}
+            ToRunning::Dead => None,
             ToRunning::Cancel => {
                 let reason = self.header.reason();
                 self.cancel_now(reason);
+                None
             }
             ToRunning::Poll => {
                 // The cancel-at-poll check, second half. The task's own flag is a bit of the
@@ -295,7 +297,10 @@ where
                 // load when not cancelled.
                 let group_reason = self.header.group.as_ref().and_then(|g| g.cancel_reason());
                 match group_reason {
-                    Some(reason) => self.cancel_now(reason),
+                    Some(reason) => {
+                        self.cancel_now(reason);
+                        None
+                    }
                     None => self.poll_future(),
                 }
             }

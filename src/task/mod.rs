@@ -91,7 +91,12 @@ pub(crate) trait RawTask: Send + Sync + 'static {
     /// Runs one step: transition 2, then poll the future (or drop it if cancelled), then
     /// store the result or go idle. Call only with a reference popped off a run queue, or
     /// (`spawn_unchecked`, after shutdown) with a task that was never queued.
-    fn run(self: Arc<Self>);
+    ///
+    /// Returns the task itself if it was woken during the poll and must go back on the run
+    /// queue: the caller, which is the executor, queues it (so the requeue costs no
+    /// reference counting at all).
+    #[must_use = "a task returned by run must be queued again"]
+    fn run(self: Arc<Self>) -> Option<TaskRef>;
 }
 
 /// How a task talks to the executor that runs it.
@@ -225,7 +230,8 @@ where
             // normal cancel path drops the future and resolves the handle.
             let _ = header.cancel_reason.set(CancelReason::Shutdown);
             let _ = header.state.transition_to_cancel_requested();
-            task_ref.run();
+            let requeue = task_ref.run();
+            debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
     }
     JoinHandle::new(task)

@@ -23,8 +23,9 @@ where
     fn wake(self: Arc<Self>) {
         if self.header.state.transition_to_notified() == Notified::Submit {
             self.header.trace_wake();
-            let scheduler = self.header.scheduler.clone();
-            scheduler.schedule(self);
+            // `schedule` takes the task by value; the scheduler is borrowed from the task,
+            // so hand over a second reference and let this one go after.
+            self.header.scheduler.schedule(self.clone());
         }
     }
 
