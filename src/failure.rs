@@ -203,11 +203,34 @@ struct PayloadSlot(Mutex<Option<Box<dyn Any + Send>>>);
 impl Drop for PayloadSlot {
     fn drop(&mut self) {
         let payload = self.0.get_mut().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(payload) = payload else { return };
+        if let Some(payload) = payload {
+            drop_payload(payload);
+        }
+    }
+}
+
+/// Drops a panic payload without letting its destructor's panic escape.
+///
+/// Almost every payload is a `&str` or `String`, dropped plainly. A payload whose destructor
+/// panics is caught; that second panic's payload is dropped the same way, once more, and a
+/// third is forgotten (a deliberate leak, to end the chain). During unwinding, where a
+/// destructor's panic would abort the process, a payload of any other type is forgotten
+/// instead.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    fn attempt(payload: Box<dyn Any + Send>) -> Option<Box<dyn Any + Send>> {
+        if payload.is::<&'static str>() || payload.is::<String>() {
+            drop(payload);
+            return None;
+        }
         if std::thread::panicking() {
             std::mem::forget(payload);
-        } else if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-            std::mem::forget(second);
+            return None;
+        }
+        panic::catch_unwind(AssertUnwindSafe(move || drop(payload))).err()
+    }
+    if let Some(second) = attempt(payload) {
+        if let Some(third) = attempt(second) {
+            std::mem::forget(third);
         }
     }
 }
@@ -620,7 +643,7 @@ pub(crate) fn wake_guarded(waker: std::task::Waker) {
             "a waker panicked when woken: {}",
             payload_message(&*payload)
         );
-        std::mem::forget(payload);
+        drop_payload(payload);
     }
 }
 
@@ -635,8 +658,7 @@ pub(crate) fn drop_logged<V>(value: V, task: &TaskInfo, what: &str) {
             task.spawned_at(),
             payload_message(&*payload)
         );
-        // A payload whose own destructor panics would escape here; forget it instead.
-        std::mem::forget(payload);
+        drop_payload(payload);
     }
 }
 

@@ -126,7 +126,7 @@ impl ErrorSink {
                 payload_message(&*payload),
                 err
             );
-            std::mem::forget(payload);
+            crate::failure::drop_payload(payload);
         }
         if self.policy == UnhandledPolicy::Shutdown {
             if let Some(trigger) = self.on_shutdown.get() {

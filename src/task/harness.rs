@@ -343,7 +343,7 @@ fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, result: &Result<T, TaskErr
                 "the task-exit hook panicked ({}) for {info}",
                 crate::failure::payload_message(&*payload)
             );
-            std::mem::forget(payload);
+            crate::failure::drop_payload(payload);
         }
     }
 }
