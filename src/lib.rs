@@ -73,6 +73,85 @@
 //! assert_eq!(err.cancelled(), 1);
 //! ```
 //!
+//! # How it works, in the order to read it
+//!
+//! `docs/guide.md` builds an executor from an empty file; this is the short version, with
+//! the file that implements each step.
+//!
+//! **A task is a future plus a header** (`src/task/`). Spawning allocates one block holding
+//! the future, a state word and the failure slot, and queues it. Nothing runs until the
+//! executor is driven:
+//!
+//! ```
+//! let ex = warden::LocalExecutor::new();
+//! let handle = ex.spawn(async { 1 + 1 });
+//! assert!(!handle.is_finished()); // queued, not run
+//! assert!(ex.try_tick()); // one turn of the run loop: pop, poll, store the result
+//! assert!(handle.is_finished());
+//! ```
+//!
+//! **A waker puts the task back on the queue** (`src/task/waker.rs`, `src/task/state.rs`).
+//! A task that returns `Pending` sleeps until its waker fires; waking it twice queues it
+//! once:
+//!
+//! ```
+//! use std::future::poll_fn;
+//! use std::task::Poll;
+//!
+//! let ex = warden::LocalExecutor::new();
+//! let mut polls = 0;
+//! let task = ex.spawn(poll_fn(move |cx| {
+//!     polls += 1;
+//!     if polls < 3 {
+//!         cx.waker().wake_by_ref(); // ask to be polled again...
+//!         cx.waker().wake_by_ref(); // ...once, however often we ask
+//!         Poll::Pending
+//!     } else {
+//!         Poll::Ready(polls)
+//!     }
+//! }));
+//! assert_eq!(ex.run_until_idle(), 3); // three polls, not five
+//! assert_eq!(ex.block_on(task).unwrap(), 3);
+//! ```
+//!
+//! **The run loop parks when there is nothing to do** (`src/local.rs`, `src/pool.rs`):
+//! `block_on` alternates between the root future and the queue, and sleeps until a waker
+//! or a timer (`src/time.rs`) unparks it.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let ex = warden::Executor::new(); // worker threads, work stealing
+//! let slept = ex.block_on(async {
+//!     let t = warden::spawn(async { warden::sleep(Duration::from_millis(5)).await; "rested" });
+//!     t.await.unwrap()
+//! });
+//! assert_eq!(slept, "rested");
+//! ```
+//!
+//! **Every task's end is observable** (`src/hook.rs`, `src/trace.rs`): the outcome hook
+//! sees each task once, and a timeline of spawns, polls, wakes, failures and cancellations
+//! can be written for Perfetto with `Builder::trace` or `WARDEN_TRACE`.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//!
+//! let ended = Arc::new(AtomicUsize::new(0));
+//! let ex = warden::Builder::new()
+//!     .on_task_exit({
+//!         let ended = ended.clone();
+//!         move |_info, _exit| {
+//!             ended.fetch_add(1, Ordering::SeqCst);
+//!         }
+//!     })
+//!     .build_local();
+//! ex.spawn(async {}).detach();
+//! ex.spawn(async { panic!("counted too") }).detach();
+//! ex.run_until_idle();
+//! assert_eq!(ended.load(Ordering::SeqCst), 2);
+//! ```
+//!
 //! # Nothing lost, nothing twice
 //!
 //! Every failure (a panic, or a group task's `Err`) is observed exactly once by the error
