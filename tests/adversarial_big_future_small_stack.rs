@@ -29,15 +29,13 @@ mod support;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Command;
 use std::task::{Context, Poll};
 
-use support::Flavor;
+use support::{Flavor, child};
 use warden::{Builder, Handle, JoinHandle};
 
 const BIG: usize = 1 << 20;
 const MIB: usize = 1 << 20;
-const CHILD: &str = "WARDEN_ADVERSARIAL_CHILD";
 
 /// A 1 MiB future: pending once (waking itself), then ready with the last byte.
 struct Big {
@@ -95,21 +93,9 @@ fn on_thread_with_stack<R: Send + 'static>(
 /// Starts this binary again to run `test` alone, as child `case`, with `env` set. Returns
 /// whether it passed, and its output for the failure message.
 fn run_child(test: &str, case: &str, env: &[(&str, String)]) -> (bool, String) {
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, case)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .expect("start the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let passed = out.status.success() && stdout.contains("1 passed");
-    let report = format!("{}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
-    (passed, report)
-}
-
-fn child_case() -> Option<String> {
-    std::env::var(CHILD).ok()
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = child::run(test, case, &env);
+    (run.passed(), run.report())
 }
 
 fn build(flavor: Flavor) -> support::Rt {
@@ -127,7 +113,7 @@ rt_test! {
             }
         );
         const SPAWNER_STACK: usize = 8 * MIB;
-        match child_case().as_deref() {
+        match child::case().as_deref() {
             Some("premise") => on_thread_with_stack(SPAWNER_STACK, build_only),
             Some("spawn") => {
                 let rt = build(flavor);
@@ -165,7 +151,7 @@ rt_test! {
             }
         );
         const EXECUTOR_STACK: usize = 4 * MIB;
-        match child_case().as_deref() {
+        match child::case().as_deref() {
             Some("run") => {
                 // The spawning thread gets plenty; the executor's threads (pool workers via
                 // RUST_MIN_STACK, the local executor's owner explicitly) get 4 MiB.

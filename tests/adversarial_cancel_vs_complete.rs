@@ -10,29 +10,13 @@
 mod support;
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Barrier, Mutex};
 
-use support::{DropCounter, DropToken, Flavor, Rt, assert_adds_up};
+use support::{DropCounter, DropToken, Flavor, Rt, assert_adds_up, hang_guard};
 use warden::{Builder, CancelReason, JoinHandle, TaskExit, TaskId};
 
 const ITERATIONS: usize = 1_000;
-
-/// Runs `body` on its own thread and fails if it has not finished after 20 s (a hang
-/// guard, not a timing assertion).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
 
 /// The task's value; counts its drops.
 #[derive(Debug)]

@@ -17,60 +17,14 @@ mod support;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
 
 use futures::channel::oneshot;
-use support::{DropCounter, DropToken, assert_adds_up};
+use support::child::{in_child, test_name};
+use support::{DropCounter, DropToken, assert_adds_up, hang_guard};
 
 const DEPTH: usize = 10_000;
-const CHILD: &str = "WARDEN_ADVERSARIAL_CHILD";
-
-/// The name libtest gives the test `name` defined in `module` (`local::x`, `pool::x`).
-fn test_name(module: &str, name: &str) -> String {
-    let last = module.rsplit("::").next().unwrap_or(module);
-    format!("{last}::{name}")
-}
-
-/// Runs `body` if this process is the child started for `test`; otherwise starts that
-/// child and asserts that it ran exactly this one test and passed.
-fn in_child(test: &str, body: impl FnOnce()) {
-    if std::env::var(CHILD).is_ok_and(|v| v == test) {
-        body();
-        return;
-    }
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, test)
-        .output()
-        .expect("start the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "the child running `{test}` failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-}
-
-/// Runs `body` on its own thread and fails if it has not finished after 20 s (a hang
-/// guard, not a timing assertion).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(body());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the body neither returned nor panicked"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
 
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

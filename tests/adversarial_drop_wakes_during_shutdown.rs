@@ -12,30 +12,14 @@
 mod support;
 
 use std::future::pending;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
-use std::time::Duration;
 
-use support::{DropCounter, DropToken, Rt};
+use support::{DropCounter, DropToken, Rt, hang_guard};
 use warden::{Handle, JoinHandle};
 
 const TASKS: usize = 16;
-
-/// Runs `body` on its own thread and fails if it has not finished after 20 s (a hang
-/// guard, not a timing assertion).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
 
 /// What every task's destructor can reach.
 #[derive(Clone)]

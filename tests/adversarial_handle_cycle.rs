@@ -21,29 +21,13 @@ mod support;
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use support::{DropCounter, Flavor, Rt, assert_adds_up};
+use support::{DropCounter, Flavor, Rt, assert_adds_up, hang_guard};
 use warden::{Builder, CancelReason, JoinHandle};
-
-/// Runs `body` on its own thread and fails the test if it has not finished after 20 s
-/// (a hang guard, not a timing assertion: each body takes milliseconds).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
 
 /// A builder whose error hook holds a clone of `marker`: while any task block of the
 /// executor is alive, so is the hook, and the marker's count stays above 1.

@@ -10,36 +10,11 @@
 mod support;
 
 use std::collections::HashSet;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{HookLog, Rt, assert_adds_up, unit};
+use support::{HookLog, assert_adds_up, drive_until, hang_guard, unit};
 use warden::{Backtraces, TaskId};
-
-/// Runs `body` on its own thread and fails if it has not finished after 20 s (a hang
-/// guard, not a timing assertion).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
-
-/// Drives `rt` until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
-}
 
 /// Asserts that the hook saw exactly `ids`, each once, all panics.
 #[track_caller]

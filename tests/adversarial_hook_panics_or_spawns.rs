@@ -12,24 +12,13 @@ mod support;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use support::{Flavor, Rt, assert_adds_up, unit};
+use support::{Flavor, Rt, assert_adds_up, assert_both_workers_alive, drive_until, unit};
 use warden::{Builder, Handle, TaskError};
 
 /// Builds `flavor` with `hook` as its error hook.
 fn with_hook(flavor: Flavor, hook: impl Fn(&TaskError) + Send + Sync + 'static) -> Rt {
     flavor.build(Builder::new().on_unhandled(hook))
-}
-
-/// Drives `rt` until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
 }
 
 /// A payload whose destructor panics.
@@ -40,29 +29,6 @@ impl Drop for NastyPayload {
         self.0.fetch_add(1, SeqCst);
         panic!("the hook's payload's destructor panicked");
     }
-}
-
-/// On the pool, both workers are alive: two tasks that each wait for the other to have
-/// started can only both finish on two threads.
-fn assert_both_workers_alive(rt: &Rt) {
-    if rt.flavor() != Flavor::Pool {
-        return;
-    }
-    let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
-    let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
-    let a = rt.spawn(async move {
-        a_tx.send(()).unwrap();
-        b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-    });
-    let b = rt.spawn(async move {
-        b_tx.send(()).unwrap();
-        a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-    });
-    assert_eq!(
-        rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) }),
-        (true, true),
-        "a worker died"
-    );
 }
 
 rt_test! {

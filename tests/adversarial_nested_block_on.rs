@@ -14,7 +14,7 @@ mod support;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use support::{Rt, assert_adds_up, unit};
+use support::{Rt, assert_adds_up, payload_text, unit};
 use warden::{Builder, Executor, LocalExecutor, TaskError};
 
 /// The failure of a task that was expected to panic, with its message.
@@ -25,15 +25,6 @@ fn failure(rt: &Rt, handle: warden::JoinHandle<()>) -> (TaskError, String) {
     assert!(err.is_panic(), "{err}");
     let message = err.panic_message().unwrap_or("").to_string();
     (err, message)
-}
-
-/// The text of a caught panic.
-fn text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 rt_test! {
@@ -100,14 +91,14 @@ rt_test! {
             rt.block_on(async { rt.block_on(async { 1 }) })
         }))
         .expect_err("nested block_on panics");
-        let message = text(&*caught);
+        let message = payload_text(&*caught);
         assert!(message.contains("block_on"), "{message}");
         // Again with the free function.
         let caught = catch_unwind(AssertUnwindSafe(|| {
             rt.block_on(async { warden::block_on(async { 1 }) })
         }))
         .expect_err("nested block_on panics");
-        let message = text(&*caught);
+        let message = payload_text(&*caught);
         assert!(message.contains("block_on"), "{message}");
         // The thread and the executor are usable again.
         assert_eq!(

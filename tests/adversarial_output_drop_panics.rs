@@ -10,14 +10,16 @@
 
 mod support;
 
-use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
+use std::panic::panic_any;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use support::{DropCounter, DropToken, Flavor, HookLog, Rt, assert_adds_up};
+use support::{
+    DropCounter, DropToken, HookLog, assert_adds_up, assert_both_workers_alive, drive_until,
+    must_not_panic,
+};
 
 /// A value whose destructor panics (after bumping its counter).
 #[derive(Debug)]
@@ -48,45 +50,6 @@ impl Drop for NastyGrenade {
     fn drop(&mut self) {
         panic_any(NastyPayload(self.0.clone()));
     }
-}
-
-#[track_caller]
-fn must_not_panic<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|_| panic!("an output's destructor panic escaped {what}"))
-}
-
-/// Runs the executor until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
-}
-
-/// On the pool, both workers are alive: two tasks that each wait for the other to have
-/// started can only both finish on two threads.
-fn assert_both_workers_alive(rt: &Rt) {
-    if rt.flavor() != Flavor::Pool {
-        return;
-    }
-    let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
-    let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
-    let a = rt.spawn(async move {
-        a_tx.send(()).unwrap();
-        b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-    });
-    let b = rt.spawn(async move {
-        b_tx.send(()).unwrap();
-        a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-    });
-    assert_eq!(
-        rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) }),
-        (true, true),
-        "a worker died"
-    );
 }
 
 rt_test! {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use support::{DropCounter, DropToken, HookLog, Rt, assert_adds_up};
+use support::{DropCounter, DropToken, HookLog, Rt, assert_adds_up, drive_until, must_not_panic};
 use warden::{CancelReason, JoinHandle, TaskError};
 
 /// Panics in its destructor, after bumping its drop counter.
@@ -61,30 +61,6 @@ fn spawn_bomb(
         pending::<()>().await
     });
     (handle, started)
-}
-
-/// Drives `rt` until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
-}
-
-/// Runs `f`, asserting that no panic escapes it.
-#[track_caller]
-fn must_not_panic<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => value,
-        Err(p) => panic!(
-            "a destructor's panic escaped {what}: {:?}",
-            p.downcast_ref::<String>()
-                .map(String::as_str)
-                .or(p.downcast_ref::<&str>().copied())
-        ),
-    }
 }
 
 /// Asserts that `err` is the destructor's panic `message`, not a cancellation.

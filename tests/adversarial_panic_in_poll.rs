@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use support::{DropCounter, HookLog, Rt, assert_adds_up, unit};
+use support::{DropCounter, HookLog, Rt, assert_adds_up, assert_both_workers_alive, unit};
 use warden::{Backtraces, JoinHandle, TaskError};
 
 #[derive(Debug, PartialEq)]
@@ -279,24 +279,8 @@ rt_test! {
             100,
             "every detached failure reaches the hook once"
         );
-        // On the pool, both workers are still alive: two tasks that wait for each other
-        // to have started can only finish on two threads.
-        if flavor == support::Flavor::Pool {
-            let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
-            let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
-            let a = rt.spawn(async move {
-                a_tx.send(()).unwrap();
-                b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-            });
-            let b = rt.spawn(async move {
-                b_tx.send(()).unwrap();
-                a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-            });
-            assert_eq!(
-                rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) }),
-                (true, true)
-            );
-        }
+        // On the pool, both workers are still alive.
+        assert_both_workers_alive(&rt);
     }
 
     /// A panic after a wake-by-ref in the same poll: the task is not polled again, its

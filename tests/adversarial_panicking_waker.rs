@@ -17,16 +17,17 @@ mod support;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::channel::oneshot;
-use futures::task::{ArcWake, noop_waker};
-use support::{Rt, assert_adds_up, unit};
+use futures::task::ArcWake;
+use support::{
+    Rt, assert_adds_up, assert_both_workers_alive, payload_text, poll_once, poll_quietly, unit,
+};
 
 /// What a guarded body is doing, for the hang guard's message.
 #[derive(Clone, Default)]
@@ -76,16 +77,7 @@ fn poll_with_panicking_waker<F: Future + Unpin>(
     fut: &mut F,
     waker: &Arc<PanickingWaker>,
 ) -> Poll<F::Output> {
-    let waker = futures::task::waker(waker.clone());
-    let mut cx = Context::from_waker(&waker);
-    Pin::new(fut).poll(&mut cx)
-}
-
-/// Polls `fut` once with a no-op waker.
-fn poll_quietly<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let waker = noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    Pin::new(fut).poll(&mut cx)
+    poll_once(fut, &futures::task::waker(waker.clone()))
 }
 
 /// Drives `rt` until `done()` holds. A panic escaping the executor is returned, not
@@ -102,12 +94,7 @@ fn drive_until(rt: &Rt, done: impl Fn() -> bool) -> Result<(), String> {
             }
         }))
     }))
-    .map_err(|p| {
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "<non-string panic>".into())
-    })
+    .map_err(|p| payload_text(&*p))
 }
 
 rt_test! {
@@ -239,22 +226,8 @@ rt_test! {
                         other => panic!("task {i}: {other:?}"),
                     }
                 }
-                // Both workers of the pool are still there: two tasks that each wait for the
-                // other to have started can only finish if two threads run them.
-                let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
-                let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
-                if flavor == support::Flavor::Pool {
-                    let a = rt.spawn(async move {
-                        a_tx.send(()).unwrap();
-                        b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-                    });
-                    let b = rt.spawn(async move {
-                        b_tx.send(()).unwrap();
-                        a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
-                    });
-                    let both = rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) });
-                    assert_eq!(both, (true, true), "a pool worker died");
-                }
+                // Both workers of the pool are still there.
+                assert_both_workers_alive(&rt);
                 let m = rt.metrics();
                 assert_adds_up(&m);
                 assert_eq!(m.live, 0, "{m:?}");

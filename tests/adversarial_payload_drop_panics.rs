@@ -29,14 +29,11 @@
 mod support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use support::{HookLog, Rt, unit};
+use support::{HookLog, child, drive_until, escaped, unit};
 use warden::{Builder, TaskError, UnhandledPolicy};
-
-const CHILD: &str = "WARDEN_ADVERSARIAL_CHILD";
 
 /// A payload whose destructor counts, then panics.
 struct Nasty {
@@ -60,26 +57,6 @@ fn nasty(id: u32) -> (Nasty, Arc<AtomicUsize>) {
         },
         drops,
     )
-}
-
-/// Runs `f`; returns the message of the panic that escaped it, if one did.
-fn escaped<R>(f: impl FnOnce() -> R) -> Option<String> {
-    catch_unwind(AssertUnwindSafe(f)).err().map(|p| {
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "<non-string>".into())
-    })
-}
-
-/// Drives `rt` until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
 }
 
 rt_test! {
@@ -234,25 +211,17 @@ fn hold_while_panicking(err: TaskError) {
     panic!("a second panic while the error is held");
 }
 
-/// `true` in the child process started for the test `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v == name)
-}
-
-/// Runs the test `name` alone in a child process; returns its exit status and stderr.
+/// Runs the test `name` alone in a child process; returns its exit status, stdout and
+/// stderr.
 fn run_child(name: &str) -> (std::process::ExitStatus, String, String) {
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        // Some children forget a payload on purpose (dropping it during unwinding would
-        // abort); under LeakSanitizer that deliberate leak must not fail the child.
-        .env("ASAN_OPTIONS", "detect_leaks=0")
-        .env("LSAN_OPTIONS", "detect_leaks=0")
-        .output()
-        .expect("start the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status, stdout, stderr)
+    // Some children forget a payload on purpose (dropping it during unwinding would
+    // abort); under LeakSanitizer that deliberate leak must not fail the child.
+    let quiet_leaks = [
+        ("ASAN_OPTIONS", "detect_leaks=0"),
+        ("LSAN_OPTIONS", "detect_leaks=0"),
+    ];
+    let run = child::run(name, name, &quiet_leaks);
+    (run.status, run.stdout, run.stderr)
 }
 
 #[track_caller]
@@ -275,7 +244,7 @@ fn assert_aborted(status: std::process::ExitStatus, stderr: &str) {
 #[test]
 fn payload_held_during_unwinding_is_forgotten_not_aborted() {
     const NAME: &str = "payload_held_during_unwinding_is_forgotten_not_aborted";
-    if is_child(NAME) {
+    if child::is_child(NAME) {
         let ex = warden::LocalExecutor::new();
         let (payload, drops) = nasty(8);
         let failed = ex.spawn(unit(async move { panic_any(payload) }));
@@ -315,7 +284,7 @@ impl Drop for PanicOnDrop {
 #[test]
 fn abort_inside_a_task_still_names_its_cause() {
     const NAME: &str = "abort_inside_a_task_still_names_its_cause";
-    if is_child(NAME) {
+    if child::is_child(NAME) {
         let ex = warden::LocalExecutor::new();
         let doomed = ex.spawn(unit(async {
             let _local = PanicOnDrop;
@@ -342,7 +311,7 @@ fn abort_inside_a_task_still_names_its_cause() {
 #[test]
 fn shutdown_policy_panic_unwinds_without_aborting() {
     const NAME: &str = "shutdown_policy_panic_unwinds_without_aborting";
-    if is_child(NAME) {
+    if child::is_child(NAME) {
         let (payload, drops) = nasty(10);
         let outcome = catch_unwind(AssertUnwindSafe(move || {
             let ex = Builder::new()

@@ -13,23 +13,11 @@ mod support;
 
 use std::future::pending;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
-use support::{DropCounter, DropToken, HookLog, assert_adds_up};
+use support::{DropCounter, DropToken, HookLog, assert_adds_up, child, payload_str};
 use warden::CancelReason;
-
-const CHILD: &str = "WARDEN_ADVERSARIAL_CHILD";
-
-/// The text of a `&str` or `String` payload. (Which of the two `panic!` produces is up to
-/// std: a message whose arguments are constants is folded into a `&'static str`.)
-fn payload_text(payload: &Box<dyn std::any::Any + Send>) -> Option<String> {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-}
 
 #[derive(Debug, PartialEq)]
 struct RootPayload(u32, &'static str);
@@ -54,13 +42,13 @@ rt_test! {
         }))
         .expect_err("the root's panic must reach the caller");
         assert_eq!(
-            payload_text(&caught).as_deref(),
+            payload_str(&*caught).as_deref(),
             Some("root 2 after a yield")
         );
 
         let caught = catch_unwind(AssertUnwindSafe(|| rt.block_on(async { panic!("plain") })))
             .expect_err("the root's panic must reach the caller");
-        assert_eq!(payload_text(&caught).as_deref(), Some("plain"));
+        assert_eq!(payload_str(&*caught).as_deref(), Some("plain"));
 
         // Still usable, and the root was never counted as a task.
         assert_eq!(
@@ -183,7 +171,7 @@ impl Drop for Bomb {
 #[test]
 fn free_block_on_root_panic_cancels_its_tasks() {
     const NAME: &str = "free_block_on_root_panic_cancels_its_tasks";
-    if std::env::var(CHILD).is_ok_and(|v| v == NAME) {
+    if child::is_child(NAME) {
         let drops = DropCounter::new();
         let log_drops = drops.clone();
         let caught = catch_unwind(AssertUnwindSafe(move || {
@@ -214,16 +202,12 @@ fn free_block_on_root_panic_cancels_its_tasks() {
         assert_eq!(drops.count(), 2, "both tasks were cancelled and dropped");
         return;
     }
-    let out = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env(CHILD, NAME)
-        .output()
-        .expect("start the child process");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = child::run(NAME, NAME, &[]);
     assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "the child failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        run.passed(),
+        "the child failed ({}):\n{}\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
     );
 }

@@ -13,30 +13,15 @@
 mod support;
 
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::task::{LocalSpawnExt, SpawnExt};
-use support::{DropCounter, DropToken, HookLog, Rt, assert_adds_up};
+use support::{DropCounter, DropToken, HookLog, Rt, assert_adds_up, hang_guard, poll_quietly};
 use warden::{CancelReason, JoinHandle, TaskError};
-
-/// Runs `body` on its own thread and fails if it has not finished after 20 s (a hang
-/// guard, not a timing assertion).
-fn hang_guard<R: Send + 'static>(what: &str, body: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(body)));
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("{what}: hung (no result after 20 s)"),
-    }
-}
 
 /// A future that counts its polls and holds a drop token; ready at once.
 struct Watched {
@@ -59,8 +44,7 @@ fn read_now<T>(mut handle: JoinHandle<T>) -> Result<T, TaskError> {
         handle.is_finished(),
         "a refused task must be finished at once"
     );
-    let waker = futures::task::noop_waker();
-    match Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)) {
+    match poll_quietly(&mut handle) {
         Poll::Ready(result) => result,
         Poll::Pending => panic!("a finished handle was pending"),
     }

@@ -5,45 +5,12 @@
 mod support;
 
 use std::future::pending;
-use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::channel::oneshot;
-use support::{DropCounter, HookLog, PollCounter, Rt, assert_adds_up};
+use support::{DropCounter, HookLog, PollCounter, assert_adds_up, drive_until, no_hang};
 use warden::{CancelReason, JoinHandle};
-
-/// Runs `body` on its own thread and fails the test if it has not finished after 30 s.
-///
-/// This is a hang guard, not a timing assertion: every body takes milliseconds, and the
-/// way most of these tests fail when cancellation is broken is by waiting forever.
-fn no_hang(body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("the test hung (no result after 30 s)"),
-    }
-}
-
-/// Drives `rt` (on the calling thread for the local executor) until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
-}
 
 /// Panics in its destructor.
 struct PanicOnDrop(&'static str);

@@ -5,37 +5,22 @@
 mod support;
 
 use std::future::Future;
-use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use support::{DropCounter, DropToken, Flavor, Rt};
 use warden::{CancelReason, JoinHandle};
 
-/// Runs `body` on its own thread and fails the test if it has not finished after 30 s.
-///
-/// A hang guard, not a timing assertion: starvation shows up as a body that never ends.
+/// [`support::no_hang`], failing with "something was starved": starvation shows up as a
+/// body that never ends.
 fn no_hang(body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("the test hung (no result after 30 s): something was starved")
-        }
-    }
+    support::no_hang_or(
+        "the test hung (no result after 30 s): something was starved",
+        body,
+    );
 }
 
 /// Wakes itself and returns `Pending` on every poll, forever; counts its polls.

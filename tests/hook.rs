@@ -14,35 +14,8 @@ use std::thread;
 use std::time::Duration;
 
 use futures::channel::oneshot;
-use support::{DropCounter, HookLog, Rt, assert_adds_up, unit};
+use support::{DropCounter, HookLog, assert_adds_up, drive_until_bounded, payload_text, unit};
 use warden::{Builder, CancelReason, UnhandledPolicy};
-
-/// Drives `rt` until `done()` holds. Gives up (and fails the test) after a few thousand
-/// rounds, so that a bug shows as a failure rather than a hang.
-fn drive_until(rt: &Rt, mut done: impl FnMut() -> bool) {
-    rt.block_on(async {
-        for round in 0..5_000u32 {
-            if done() {
-                return;
-            }
-            if round < 100 {
-                warden::yield_now().await;
-            } else {
-                warden::sleep(Duration::from_millis(1)).await;
-            }
-        }
-        panic!("the condition never became true");
-    })
-}
-
-/// The text of a `&str` or `String` panic payload.
-fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
-}
 
 // ---------------------------------------------------------------------------------------
 // A logger that keeps every record, to check what the default hook logs.
@@ -125,10 +98,10 @@ rt_test! {
         let id = handle.id();
         handle.detach();
         // Running, not failed yet: nothing to report.
-        drive_until(&rt, || rt.metrics().polls >= 1);
+        drive_until_bounded(&rt, || rt.metrics().polls >= 1);
         assert_eq!(hook.len(), 0);
         gate_tx.send(()).unwrap();
-        drive_until(&rt, || hook.len() >= 1);
+        drive_until_bounded(&rt, || hook.len() >= 1);
         drop(rt); // joins the workers: every delivery that could happen has happened
         assert_eq!(hook.len(), 1);
         let err = &hook.errors()[0];
@@ -148,7 +121,7 @@ rt_test! {
         }));
         drop(handle);
         gate_tx.send(()).unwrap();
-        drive_until(&rt, || hook.len() >= 1);
+        drive_until_bounded(&rt, || hook.len() >= 1);
         drop(rt);
         assert_eq!(hook.len(), 1);
     }
@@ -157,7 +130,7 @@ rt_test! {
         let hook = HookLog::new();
         let rt = flavor.build(hook.builder());
         let handle = rt.spawn_named("unread", unit(async { panic!("nobody reads me") }));
-        drive_until(&rt, || handle.is_finished());
+        drive_until_bounded(&rt, || handle.is_finished());
         // Failed, but the handle could still read it: not the hook's yet.
         assert_eq!(hook.len(), 0);
         drop(handle);
@@ -210,11 +183,11 @@ rt_test! {
         // Cancelled, then its handle dropped unread.
         let dropped = rt.spawn(pending(drops.token()));
         dropped.cancel_with("no longer needed");
-        drive_until(&rt, || dropped.is_finished());
+        drive_until_bounded(&rt, || dropped.is_finished());
         drop(dropped);
         // Detached, then cancelled by the shutdown.
         rt.spawn(pending(drops.token())).detach();
-        drive_until(&rt, || started.load(Ordering::SeqCst) >= 1);
+        drive_until_bounded(&rt, || started.load(Ordering::SeqCst) >= 1);
         drop(rt);
         assert_eq!(drops.count(), 3);
         assert_eq!(hook.len(), 0);
@@ -233,7 +206,7 @@ rt_test! {
         let rt = flavor.build(builder);
         let first_name = format!("hook-panics-first-{flavor:?}");
         rt.spawn_named(&first_name, unit(async { panic!("first") })).detach();
-        drive_until(&rt, || !calls.lock().unwrap().is_empty());
+        drive_until_bounded(&rt, || !calls.lock().unwrap().is_empty());
         // Later tasks still run.
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
         let value = rt.block_on(async { warden::spawn(async { 6 }).await.unwrap() });
@@ -241,7 +214,7 @@ rt_test! {
         // A second failure still reaches the hook.
         let second_name = format!("hook-panics-second-{flavor:?}");
         rt.spawn_named(&second_name, unit(async { panic!("second") })).detach();
-        drive_until(&rt, || calls.lock().unwrap().len() >= 2);
+        drive_until_bounded(&rt, || calls.lock().unwrap().len() >= 2);
         let m = rt.metrics();
         assert_eq!(
             (m.spawned, m.completed, m.panicked, m.cancelled, m.live),
@@ -267,7 +240,7 @@ rt_test! {
         let handle = rt.spawn_named(&name, unit(async { panic!("logged, not lost") }));
         let id = handle.id();
         handle.detach();
-        drive_until(&rt, || !records_containing(&name).is_empty());
+        drive_until_bounded(&rt, || !records_containing(&name).is_empty());
         drop(rt);
         let records = records_containing(&name);
         assert_eq!(records.len(), 1, "{:?}", records.iter().map(|r| &r.2).collect::<Vec<_>>());
@@ -355,7 +328,7 @@ rt_test! {
         let group = rt.group();
         let handle = group.spawn_named("group-err", async { Err::<(), _>(DiskFull { free: 12 }) });
         let group_id = group.id();
-        drive_until(&rt, || handle.is_finished());
+        drive_until_bounded(&rt, || handle.is_finished());
         // The handle is dropped unread, but the group could still report it at join.
         drop(handle);
         assert_eq!(hook.len(), 0);
@@ -378,7 +351,7 @@ rt_test! {
         let rt = flavor.build(hook.builder());
         let group = rt.group();
         let handle = group.spawn(async { Err::<(), _>(DiskFull { free: 0 }) });
-        drive_until(&rt, || handle.is_finished());
+        drive_until_bounded(&rt, || handle.is_finished());
         drop(group);
         assert_eq!(hook.len(), 0, "the handle can still read it");
         drop(handle);
@@ -415,13 +388,13 @@ rt_test! {
                 if i % 2 == 0 {
                     handle.detach();
                 } else {
-                    drive_until(&rt, || handle.is_finished());
+                    drive_until_bounded(&rt, || handle.is_finished());
                     drop(handle);
                 }
                 id
             })
             .collect();
-        drive_until(&rt, || hook.len() >= ids.len());
+        drive_until_bounded(&rt, || hook.len() >= ids.len());
         drop(rt);
         let mut seen: Vec<_> = hook.errors().iter().map(|e| e.task().id()).collect();
         seen.sort();

@@ -8,53 +8,20 @@
 
 mod support;
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::{Future, pending};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::task::{LocalSpawn, LocalSpawnExt};
-use support::{DropCounter, unit};
+use support::{DropCounter, no_hang, payload_text, unit};
 use warden::{CancelReason, JoinHandle, LocalExecutor};
-
-/// Runs `body` on its own thread and fails the test if it has not finished after 30 s.
-///
-/// A hang guard, not a timing assertion: the cross-thread tests fail by parking forever
-/// when a wake is lost.
-fn no_hang(body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("the test hung (no result after 30 s)"),
-    }
-}
-
-/// The message of a panic payload (`&str` or `String`).
-fn message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string payload>".to_owned()
-    }
-}
 
 /// A future that completes once `ready` is set, storing its waker and reporting (once)
 /// through `stored` that the waker is in place.
@@ -286,7 +253,7 @@ fn nested_block_on_in_the_root_future_panics_naming_block_on() {
         ex.block_on(async { warden::block_on(async { 1 }) })
     }))
     .expect_err("nested block_on must panic, not deadlock");
-    let msg = message(&*payload);
+    let msg = payload_text(&*payload);
     assert!(msg.contains("block_on"), "{msg}");
     // The thread's context was restored: the executor runs again.
     assert_eq!(ex.block_on(async { 4 }), 4);
@@ -306,7 +273,7 @@ fn spawn_outside_any_executor_panics_clearly() {
     for (what, call) in cases {
         let payload = catch_unwind(AssertUnwindSafe(call))
             .expect_err("spawning with no executor running must panic");
-        let msg = message(&*payload);
+        let msg = payload_text(&*payload);
         assert!(
             msg.contains("no warden executor is running"),
             "{what}: unclear message: {msg}"
@@ -414,12 +381,12 @@ fn root_panic_unwinds_to_the_caller() {
         }))
     }))
     .expect_err("a panic in the root future unwinds out of block_on");
-    assert_eq!(message(&*payload), "root boom");
+    assert_eq!(payload_text(&*payload), "root boom");
     assert_eq!(ex.metrics().panicked, 0, "the root future is not a task");
 
     // The thread is no longer marked as driving: no executor is current here...
     let outside = catch_unwind(|| warden::spawn(async {}).detach()).unwrap_err();
-    assert!(message(&*outside).contains("no warden executor is running"));
+    assert!(payload_text(&*outside).contains("no warden executor is running"));
     // ...and the executor still runs.
     assert_eq!(
         ex.block_on(async { warden::spawn(async { 8 }).await.unwrap() }),

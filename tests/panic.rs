@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
-use support::{HookLog, Rt, assert_adds_up, unit};
+use support::{HookLog, Rt, assert_adds_up, payload_str, unit};
 use warden::{Backtraces, Builder, TaskError};
 
 /// `panic!($($arg)*)`, after storing the line and column it panics at into `$site` (a
@@ -73,14 +72,6 @@ fn failed_named_task(
 fn spawn_file_and_line(err: &TaskError) -> (&'static str, u32) {
     let site = err.task().spawned_at();
     (site.file(), site.line())
-}
-
-/// The text of a `&str` or `String` payload.
-fn payload_text(payload: &(dyn Any + Send)) -> Option<String> {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
 }
 
 /// A payload of our own, for `panic_any`.
@@ -251,7 +242,7 @@ rt_test! {
         let payload = clone.into_panic();
         assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("formatted 42"));
         let second = err.into_panic();
-        assert_eq!(payload_text(&*second).as_deref(), Some("formatted 42"));
+        assert_eq!(payload_str(&*second).as_deref(), Some("formatted 42"));
     }
 
     fn into_panic_returns_a_custom_payload(flavor) {
@@ -271,7 +262,7 @@ rt_test! {
         assert_eq!(payload.downcast_ref::<Corrupted>(), Some(&Corrupted { block: 17 }));
         let second = clone.into_panic();
         assert!(second.downcast_ref::<Corrupted>().is_none());
-        assert_eq!(payload_text(&*second).as_deref(), Some("Box<dyn Any>"));
+        assert_eq!(payload_str(&*second).as_deref(), Some("Box<dyn Any>"));
     }
 
     fn a_panic_with_a_non_string_payload(flavor) {

@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::any::Any;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use warden::{Builder, CancelReason, Executor, JoinHandle, UnhandledPolicy};
 
-use support::{DropCounter, DropToken, HookLog, assert_adds_up, unit};
+use support::{DropCounter, DropToken, HookLog, assert_adds_up, payload_text, unit};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -75,16 +74,6 @@ fn spin_for(d: Duration) {
 
 fn thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
-}
-
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
 }
 
 /// Awaits a handle from a thread that is not part of any warden executor.
@@ -706,7 +695,7 @@ fn unhandled_policy_shutdown_fails_block_on_naming_the_task() {
             })
         }));
         let payload = outcome.expect_err("block_on should panic after an unhandled failure");
-        let text = panic_text(&*payload);
+        let text = payload_text(&*payload);
         assert!(
             text.contains("doomed-task"),
             "the panic does not name the task: {text}"
@@ -732,7 +721,7 @@ fn unhandled_policy_shutdown_fails_block_on_naming_the_task() {
 
         // A later block_on on the shut-down executor fails the same way, at once.
         let again = panic::catch_unwind(AssertUnwindSafe(|| ex.block_on(async { 5 })));
-        let text = panic_text(&*again.expect_err("block_on after the shutdown should panic"));
+        let text = payload_text(&*again.expect_err("block_on after the shutdown should panic"));
         assert!(text.contains("doomed-task"), "{text}");
 
         drop(ex);
@@ -767,7 +756,7 @@ fn unhandled_policy_shutdown_wakes_a_block_on_that_waits_for_nothing() {
                     std::future::pending::<()>().await
                 })
             }));
-            let text = panic_text(&*outcome.expect_err("block_on should panic"));
+            let text = payload_text(&*outcome.expect_err("block_on should panic"));
             assert!(text.contains("doomed-task"), "{text}");
         },
     );

@@ -6,48 +6,15 @@
 mod support;
 
 use std::future::{Future, pending};
-use std::panic::resume_unwind;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::task::{ArcWake, SpawnExt};
-use support::{DropCounter, DropToken, HookLog, PollCounter, Rt, assert_adds_up};
+use support::{DropCounter, DropToken, HookLog, PollCounter, assert_adds_up, drive_until, no_hang};
 use warden::{CancelReason, Handle, JoinHandle, TaskError};
-
-/// Runs `body` on its own thread and fails the test if it has not finished after 30 s.
-///
-/// A hang guard, not a timing assertion: every body takes milliseconds, and a broken
-/// shutdown typically fails by deadlocking.
-fn no_hang(body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("the test hung (no result after 30 s)"),
-    }
-}
-
-/// Drives `rt` (on the calling thread for the local executor) until `cond` holds.
-fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
-    rt.block_on(async {
-        while !cond() {
-            std::thread::yield_now();
-            warden::yield_now().await;
-        }
-    });
-}
 
 /// Asserts that `handle` has resolved, and resolved as cancelled by shutdown.
 #[track_caller]

@@ -10,29 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use futures::channel::oneshot;
 use futures::task::{Spawn, SpawnExt};
-use support::{DropCounter, Flavor, HookLog, Rt, assert_adds_up, unit};
-
-/// Drives `rt` until `done()` holds. Gives up (and fails the test) after a few thousand
-/// rounds, so that a bug shows as a failure rather than a hang.
-fn drive_until(rt: &Rt, mut done: impl FnMut() -> bool) {
-    rt.block_on(async {
-        for round in 0..5_000u32 {
-            if done() {
-                return;
-            }
-            if round < 100 {
-                warden::yield_now().await;
-            } else {
-                warden::sleep(Duration::from_millis(1)).await;
-            }
-        }
-        panic!("the condition never became true");
-    })
-}
+use support::{DropCounter, Flavor, HookLog, assert_adds_up, drive_until_bounded, unit};
 
 /// A value type of our own, to join something that is not from `std`.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +90,7 @@ rt_test! {
         assert_eq!(value, Err("just data".to_owned()));
         let detached = rt.spawn(async { Err::<u8, String>("dropped data".into()) });
         detached.detach();
-        drive_until(&rt, || rt.metrics().live == 0);
+        drive_until_bounded(&rt, || rt.metrics().live == 0);
         let m = rt.metrics();
         assert_eq!((m.spawned, m.completed, m.errored, m.panicked), (2, 2, 0, 0));
         drop(rt);
@@ -149,21 +130,21 @@ rt_test! {
         let (tx, rx) = oneshot::channel::<u32>();
         let gated = rt.spawn(async move { rx.await.unwrap() * 2 });
         // Let it run up to the gate: it cannot finish before the send.
-        drive_until(&rt, || rt.metrics().polls >= 1);
+        drive_until_bounded(&rt, || rt.metrics().polls >= 1);
         assert!(!gated.is_finished());
         tx.send(21).unwrap();
-        drive_until(&rt, || gated.is_finished());
+        drive_until_bounded(&rt, || gated.is_finished());
         assert!(gated.is_finished());
         assert_eq!(rt.block_on(gated).unwrap(), 42);
 
         // Failed and cancelled tasks are finished too.
         let panicked = rt.spawn(unit(async { panic!("boom") }));
-        drive_until(&rt, || panicked.is_finished());
+        drive_until_bounded(&rt, || panicked.is_finished());
         assert!(rt.block_on(panicked).unwrap_err().is_panic());
         let cancelled = rt.spawn(std::future::pending::<()>());
         assert!(!cancelled.is_finished());
         cancelled.cancel();
-        drive_until(&rt, || cancelled.is_finished());
+        drive_until_bounded(&rt, || cancelled.is_finished());
         assert!(rt.block_on(cancelled).unwrap_err().is_cancelled());
     }
 
@@ -190,8 +171,8 @@ rt_test! {
             }
         });
         drop(dropped);
-        drive_until(&rt, || ran.load(Ordering::SeqCst) == 1);
-        drive_until(&rt, || rt.metrics().live == 0);
+        drive_until_bounded(&rt, || ran.load(Ordering::SeqCst) == 1);
+        drive_until_bounded(&rt, || rt.metrics().live == 0);
         let m = rt.metrics();
         assert_eq!((m.spawned, m.completed, m.cancelled, m.live), (2, 2, 0, 0));
     }
@@ -201,7 +182,7 @@ rt_test! {
         let drops = DropCounter::new();
         let token = drops.token();
         rt.spawn(async move { token }).detach();
-        drive_until(&rt, || drops.count() == 1);
+        drive_until_bounded(&rt, || drops.count() == 1);
         assert_eq!(drops.count(), 1);
     }
 
@@ -337,7 +318,7 @@ rt_test! {
         assert_eq!(rt.block_on(rx).unwrap(), 5);
         let remote = handle.spawn_with_handle(async { 6 * 7 }).unwrap();
         assert_eq!(rt.block_on(remote), 42);
-        drive_until(&rt, || rt.metrics().live == 0);
+        drive_until_bounded(&rt, || rt.metrics().live == 0);
         let m = rt.metrics();
         assert_eq!((m.spawned, m.completed, m.live), (2, 2, 0));
 

@@ -9,52 +9,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures::task::ArcWake;
-use support::{DropCounter, Flavor, Trace};
+use support::{DropCounter, Flavor, Trace, bounded, payload_text, wait_until};
 use warden::{Elapsed, Sleep, TaskGroup};
-
-/// Runs a test body on its own thread and fails the test if it does not finish within
-/// 20 s: a lost wake-up or a member that is never cancelled shows up as a failure, not as
-/// a hung test run.
-fn bounded(body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let name = std::thread::current().name().unwrap_or("test").to_owned();
-    let thread = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-            let _ = done_tx.send(());
-            result
-        })
-        .expect("spawn the test thread");
-    match done_rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(()) => {
-            if let Err(payload) = thread.join().expect("the test thread") {
-                std::panic::resume_unwind(payload);
-            }
-        }
-        Err(_) => panic!("the test body did not finish within 20 s (hung)"),
-    }
-}
-
-/// Yields until `cond` holds (bounded, so a bug shows up as a failure, not a hang).
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        warden::yield_now().await;
-    }
-}
-
-/// The panic payload's text.
-fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::from("<non-string payload>")
-    }
-}
 
 /// A waker that records, in order, which sleep the timer woke, then wakes the task.
 struct RecordingWaker {

@@ -5,14 +5,28 @@
 //! * [`DropCounter`] / [`PollCounter`]: futures that count their drops and polls.
 //! * [`HookLog`]: an error hook that records what it saw.
 //! * [`Trace`]: an ordered event log to assert against.
+//! * [`guard`]: hang guards ([`hang_guard`], [`no_hang`], [`bounded`]).
+//! * [`child`]: running one test again in a child process.
+//! * Driving and polling: [`drive_until`], [`drive_until_bounded`], [`wait_until`],
+//!   [`poll_once`], [`poll_quietly`].
+//! * Panics: [`payload_str`], [`payload_text`], [`escaped`], [`must_not_panic`].
 
 #![allow(dead_code)]
 
+pub mod child;
+pub mod guard;
+
+use std::any::Any;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use guard::{bounded, hang_guard, no_hang, no_hang_or};
 
 use warden::{Builder, Executor, Handle, JoinHandle, LocalExecutor, Metrics, TaskError, TaskGroup};
 
@@ -275,5 +289,118 @@ pub fn assert_adds_up(m: &Metrics) {
         m.spawned,
         m.completed + m.panicked + m.errored + m.cancelled + m.live,
         "metrics do not add up: {m:?}"
+    );
+}
+
+/// Drives `rt` (on the calling thread for the local executor) until `cond` holds, yielding
+/// to the executor and to other threads in between. Unbounded: pair it with a hang guard.
+pub fn drive_until(rt: &Rt, cond: impl Fn() -> bool) {
+    rt.block_on(async {
+        while !cond() {
+            std::thread::yield_now();
+            warden::yield_now().await;
+        }
+    });
+}
+
+/// Drives `rt` until `done` holds: yields for 100 rounds, then sleeps 1 ms a round, and
+/// panics with "the condition never became true" after 5,000 rounds (about 5 s).
+pub fn drive_until_bounded(rt: &Rt, mut done: impl FnMut() -> bool) {
+    rt.block_on(async {
+        for round in 0..5_000u32 {
+            if done() {
+                return;
+            }
+            if round < 100 {
+                warden::yield_now().await;
+            } else {
+                warden::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        panic!("the condition never became true");
+    })
+}
+
+/// Yields (inside a task or `block_on`) until `cond` holds; fails with "timed out waiting
+/// for `what`" after 10 s, so a bug shows up as a failure, not a hang.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        warden::yield_now().await;
+    }
+}
+
+/// Polls `fut` once with `waker` in its context.
+pub fn poll_once<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(waker))
+}
+
+/// Polls `fut` once with a no-op waker.
+pub fn poll_quietly<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    poll_once(fut, &futures::task::noop_waker())
+}
+
+/// The text of a `&str` or `String` panic payload, `None` for any other payload. (Which of
+/// the two `panic!` produces is up to std: a message whose arguments are constants is
+/// folded into a `&'static str`.)
+///
+/// Pass `&*payload` for a `Box<dyn Any + Send>`: `&payload` would be the box itself.
+pub fn payload_str(payload: &(dyn Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
+/// The text of a `&str` or `String` panic payload, `"<non-string payload>"` for any other.
+///
+/// Pass `&*payload` for a `Box<dyn Any + Send>`: `&payload` would be the box itself.
+pub fn payload_text(payload: &(dyn Any + Send)) -> String {
+    payload_str(payload).unwrap_or_else(|| "<non-string payload>".to_owned())
+}
+
+/// Runs `f`; returns the text of the panic that escaped it ([`payload_text`]), if one did.
+pub fn escaped<R>(f: impl FnOnce() -> R) -> Option<String> {
+    catch_unwind(AssertUnwindSafe(f))
+        .err()
+        .map(|p| payload_text(&*p))
+}
+
+/// Runs `f`, asserting that no panic (a destructor's, in the tests that use it) escapes
+/// it; the failure names `what` and the panic's text.
+#[track_caller]
+pub fn must_not_panic<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(p) => panic!(
+            "a destructor's panic escaped {what}: {:?}",
+            payload_str(&*p)
+        ),
+    }
+}
+
+/// On the pool, asserts that both workers are alive: two tasks that each wait (up to 10 s)
+/// for the other to have started can only both finish on two threads. Does nothing on the
+/// local executor.
+#[track_caller]
+pub fn assert_both_workers_alive(rt: &Rt) {
+    if rt.flavor() != Flavor::Pool {
+        return;
+    }
+    let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
+    let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
+    let a = rt.spawn(async move {
+        a_tx.send(()).unwrap();
+        b_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    let b = rt.spawn(async move {
+        b_tx.send(()).unwrap();
+        a_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+    });
+    assert_eq!(
+        rt.block_on(async { (a.await.unwrap(), b.await.unwrap()) }),
+        (true, true),
+        "a worker died"
     );
 }
