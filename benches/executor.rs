@@ -14,19 +14,41 @@
 //! The workloads follow tokio's `benches/rt_multi_threaded.rs` and async-executor's
 //! `benches/executor.rs`:
 //!
-//! * `spawn_many`: a task spawns 10 000 trivial tasks and awaits every handle;
+//! * `spawn_many`: a task spawns 10 000 trivial tasks and awaits every handle (on the
+//!   `multi` runtimes, spawning from a worker);
 //! * `spawn_remote`: the bench thread spawns 10 000 trivial tasks through a handle, from
-//!   outside the executor, then awaits them all;
-//! * `yield_many`: 200 tasks each yield 1 000 times;
-//! * `ping_pong`: 1 000 pairs of tasks, each pair one round trip over two oneshots;
-//! * `chained_spawn`: a chain of 1 000 tasks, each spawning the next;
-//! * `panic_storm`: 10 000 tasks, every 10th panics, all awaited, panics counted;
-//! * `cancel_group`: 10 000 pending tasks cancelled; timed from the cancel until every
-//!   future has been dropped (setup, spawning and first polls, is not timed);
-//! * `group_overhead`: `yield_many` on warden, tasks in a `TaskGroup` vs plain spawn.
+//!   outside the executor, then awaits them all in `block_on`;
+//! * `yield_many`: the `block_on` root spawns 200 tasks that yield 1 000 times each, and
+//!   awaits them. warden and tokio use their own `yield_now`; async-executor and futures
+//!   a future that wakes itself once (futures-lite's `yield_now`). On futures'
+//!   `ThreadPool` that is no real yield: a task woken during its own poll is polled again
+//!   at once, in place, so the report leaves it out of the `multi` ratios;
+//! * `ping_pong`: a task spawns 1 000 pingers; each spawns its ponger and the pair does one
+//!   round trip over two `futures::channel::oneshot`s (tokio's shape);
+//! * `chained_spawn`: a chain of 1 000 tasks, each spawning the next; the last one
+//!   signals over a oneshot;
+//! * `panic_storm`: the root spawns 10 000 tasks, every 10th panics, and awaits them all,
+//!   counting the panics. warden as `warden` (a no-op error hook, `Backtraces::Always`) and
+//!   `warden-bt-off` (`Backtraces::Off`); async-executor and futures tasks are wrapped in
+//!   `catch_unwind`; tokio reports panics through `JoinError`;
+//! * `cancel_group`: 10 000 tasks that are polled once and then stay pending, cancelled;
+//!   timed from the cancel until every future has been dropped (a drop counter), so the
+//!   spawning and first polls are not timed. `warden`: one `TaskGroup`, `cancel()` then
+//!   `join().await`; `warden-each`: `JoinHandle::cancel` on each task, then each awaited;
+//!   tokio: `JoinHandle::abort` on each, then each awaited; async-executor: every `Task`
+//!   dropped; futures: `AbortHandle::abort` on each (`futures::future::abortable`);
+//! * `group_overhead`: `yield_many` on warden only, every task spawned into one
+//!   `TaskGroup` and the group joined (`warden-group`) vs plain spawn (`warden-plain`).
 //!
-//! `WARDEN_BENCH_QUICK=1` cuts every benchmark to 10 samples, 0.5 s warm-up and 1 s of
-//! measurement.
+//! Panics: `main` installs a panic hook before any warden executor exists, so warden's
+//! own hook (installed with the first executor, chained to the previous one) still
+//! captures task panics. That hook stays quiet about `panic_storm`'s own panics while it
+//! runs, and passes every other panic to the default hook.
+//!
+//! A full run takes 20 samples per benchmark, after 1 s of warm-up, over 3 s of
+//! measurement. `WARDEN_BENCH_QUICK=1` cuts that to 10 samples, 0.5 s and 1 s, and turns
+//! off criterion's plots (and so its HTML report), which on a 2-core machine cost more
+//! time than the measurements; `WARDEN_BENCH_PLOTS=1` turns them back on.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -56,6 +78,8 @@ const PANIC_TASKS: usize = 10_000;
 const PANIC_EVERY: usize = 10;
 const CANCEL_TASKS: usize = 10_000;
 const WORKERS: usize = 2;
+/// How every `panic_storm` panic message starts.
+const STORM_MESSAGE: &str = "panic_storm: task";
 
 // ---------------------------------------------------------------------------------------
 // Small futures shared by every runtime.
@@ -337,7 +361,7 @@ macro_rules! workloads {
                         .map(|i| {
                             s.spawn_catch(async move {
                                 if i % PANIC_EVERY == 0 {
-                                    panic!("panic_storm: task {i}");
+                                    panic!("{STORM_MESSAGE} {i}");
                                 }
                             })
                         })
@@ -393,9 +417,7 @@ fn cancel_group_warden<D: Driver<S = warden::Handle>>(d: &D, iters: u64) -> Dura
         let dropped = Countdown::new(CANCEL_TASKS);
         let group = d.spawner().group();
         for _ in 0..CANCEL_TASKS {
-            group
-                .spawn(PendingGuard::new(&polled, &dropped))
-                .detach();
+            group.spawn(PendingGuard::new(&polled, &dropped)).detach();
         }
         d.block_on(polled.wait());
         let start = Instant::now();
@@ -642,7 +664,9 @@ impl Drop for AsyncMulti {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            thread.join().expect("async-executor runner thread panicked");
+            thread
+                .join()
+                .expect("async-executor runner thread panicked");
         }
     }
 }
@@ -872,16 +896,22 @@ impl SpawnLocal for futures::executor::LocalSpawner {
 
 struct Settings {
     quick: bool,
+    plots: bool,
     sample_size: usize,
     warm_up: Duration,
     measurement: Duration,
 }
 
 fn settings() -> Settings {
-    let quick = std::env::var("WARDEN_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+    let quick = set("WARDEN_BENCH_QUICK");
+    // Plotting costs more than measuring in quick mode (seconds per benchmark on a small
+    // machine): a quick run makes no plots, and so no HTML report, unless asked.
+    let plots = !quick || set("WARDEN_BENCH_PLOTS");
     if quick {
         Settings {
             quick,
+            plots,
             sample_size: 10,
             warm_up: Duration::from_millis(500),
             measurement: Duration::from_secs(1),
@@ -889,9 +919,10 @@ fn settings() -> Settings {
     } else {
         Settings {
             quick,
+            plots,
             sample_size: 20,
             warm_up: Duration::from_secs(1),
-            measurement: Duration::from_secs(4),
+            measurement: Duration::from_secs(3),
         }
     }
 }
@@ -950,32 +981,56 @@ fn chained_spawn(c: &mut Criterion) {
     every_runtime!(c, "chained_spawn", bench, chained_spawn);
 }
 
-/// Silences the default panic output while `panic_storm` runs (see `main`).
+/// Silences the default panic output for the storm's own panics while `panic_storm` runs
+/// (see `main`); any other panic, a failed assertion included, is still printed.
 static QUIET_PANICS: AtomicBool = AtomicBool::new(false);
+
+/// warden for `panic_storm`: a no-op error hook (every handle is awaited, so it sees
+/// nothing) and the given backtrace policy (`Always` is the default).
+fn storm(backtraces: Backtraces) -> Builder {
+    Builder::new().on_unhandled(|_| {}).backtraces(backtraces)
+}
 
 fn panic_storm(c: &mut Criterion) {
     QUIET_PANICS.store(true, Ordering::SeqCst);
-    // warden: a no-op error hook (every failure is awaited anyway) and full backtraces
-    // (the default), then the same with backtraces off.
-    let always = || {
-        Builder::new()
-            .on_unhandled(|_| {})
-            .backtraces(Backtraces::Always)
-    };
-    let off = || Builder::new().on_unhandled(|_| {}).backtraces(Backtraces::Off);
     let mut g = c.benchmark_group("panic_storm/single");
-    bench(&mut g, "warden", WardenLocal::new(always()), send::panic_storm);
-    bench(&mut g, "warden-bt-off", WardenLocal::new(off()), send::panic_storm);
+    bench(
+        &mut g,
+        "warden",
+        WardenLocal::new(storm(Backtraces::Always)),
+        send::panic_storm,
+    );
+    bench(
+        &mut g,
+        "warden-bt-off",
+        WardenLocal::new(storm(Backtraces::Off)),
+        send::panic_storm,
+    );
     bench(&mut g, "tokio", Tokio::current_thread(), send::panic_storm);
     let ae = AsyncLocal(Rc::new(async_executor::LocalExecutor::new()));
     bench(&mut g, "async-executor", ae, local::panic_storm);
     bench(&mut g, "futures", FuturesLocal::new(), local::panic_storm);
     g.finish();
     let mut g = c.benchmark_group("panic_storm/multi");
-    bench(&mut g, "warden", WardenMulti::new(always()), send::panic_storm);
-    bench(&mut g, "warden-bt-off", WardenMulti::new(off()), send::panic_storm);
+    bench(
+        &mut g,
+        "warden",
+        WardenMulti::new(storm(Backtraces::Always)),
+        send::panic_storm,
+    );
+    bench(
+        &mut g,
+        "warden-bt-off",
+        WardenMulti::new(storm(Backtraces::Off)),
+        send::panic_storm,
+    );
     bench(&mut g, "tokio", Tokio::multi_thread(), send::panic_storm);
-    bench(&mut g, "async-executor", AsyncMulti::new(), send::panic_storm);
+    bench(
+        &mut g,
+        "async-executor",
+        AsyncMulti::new(),
+        send::panic_storm,
+    );
     bench(&mut g, "futures", FuturesPool::new(), send::panic_storm);
     g.finish();
     QUIET_PANICS.store(false, Ordering::SeqCst);
@@ -998,7 +1053,12 @@ fn cancel_group(c: &mut Criterion) {
     let rt = WardenMulti::new(Builder::new());
     bench_custom(&mut g, "warden-each", rt, send::cancel_each);
     bench_custom(&mut g, "tokio", Tokio::multi_thread(), send::cancel_each);
-    bench_custom(&mut g, "async-executor", AsyncMulti::new(), send::cancel_each);
+    bench_custom(
+        &mut g,
+        "async-executor",
+        AsyncMulti::new(),
+        send::cancel_each,
+    );
     bench_custom(&mut g, "futures", FuturesPool::new(), send::cancel_each);
     g.finish();
 }
@@ -1031,35 +1091,67 @@ fn criterion_dir() -> std::path::PathBuf {
     }
 }
 
+/// Which warden was measured: the commit, and whether `src/` or `Cargo.toml` had
+/// uncommitted changes when the run started. `None` outside a git checkout.
+fn warden_source() -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"])?;
+    let changes = git(&["status", "--porcelain", "--", "src", "Cargo.toml"])?;
+    Some(if changes.is_empty() {
+        commit
+    } else {
+        format!("{commit} with uncommitted changes in src/ or Cargo.toml")
+    })
+}
+
 fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Records when and how this run happened, for `report.py` (which uses only results
 /// written after `started`).
-fn write_run_info(settings: &Settings, started: SystemTime, finished: SystemTime) {
+fn write_run_info(
+    settings: &Settings,
+    source: Option<&str>,
+    started: SystemTime,
+    finished: SystemTime,
+) {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let json_args: Vec<String> = args
-        .iter()
-        .map(|a| format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let json_args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let target_dir = std::env::var("CARGO_TARGET_DIR").map_or("null".to_owned(), |d| quote(&d));
+    let source = source.map_or("null".to_owned(), quote);
     let json = format!(
-        "{{\n  \"quick\": {},\n  \"sample_size\": {},\n  \"warm_up_s\": {},\n  \
+        "{{\n  \"quick\": {},\n  \"plots\": {},\n  \"sample_size\": {},\n  \"warm_up_s\": {},\n  \
          \"measurement_s\": {},\n  \"started\": {:.3},\n  \"finished\": {:.3},\n  \
-         \"args\": [{}]\n}}\n",
+         \"cargo_target_dir\": {},\n  \"warden_source\": {},\n  \"args\": [{}]\n}}\n",
         settings.quick,
+        settings.plots,
         settings.sample_size,
         settings.warm_up.as_secs_f64(),
         settings.measurement.as_secs_f64(),
         unix_seconds(started),
         unix_seconds(finished),
+        target_dir,
+        source,
         json_args.join(", "),
     );
     let dir = criterion_dir();
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("warden-run.json"), json));
     if let Err(err) = written {
-        eprintln!("could not write {}: {err}", dir.join("warden-run.json").display());
+        eprintln!(
+            "could not write {}: {err}",
+            dir.join("warden-run.json").display()
+        );
     }
 }
 
@@ -1069,20 +1161,34 @@ fn main() {
     // and everything else reaches the default hook unless `panic_storm` is running.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !QUIET_PANICS.load(Ordering::SeqCst) {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        let storm = message.is_some_and(|m| m.starts_with(STORM_MESSAGE));
+        if !(storm && QUIET_PANICS.load(Ordering::SeqCst)) {
             default_hook(info);
         }
     }));
 
     let settings = settings();
+    let source = warden_source();
     let started = SystemTime::now();
     let mut c = Criterion::default()
         .sample_size(settings.sample_size)
         .warm_up_time(settings.warm_up)
-        .measurement_time(settings.measurement)
-        .configure_from_args();
-    // `cargo bench -- --list` and friends: no run to record.
-    let listing = std::env::args().any(|a| a == "--list" || a == "--test");
+        .measurement_time(settings.measurement);
+    if !settings.plots {
+        c = c.without_plots();
+    }
+    let mut c = c.configure_from_args();
+    // Criterion measures only under `--bench` (what `cargo bench` passes) without `--test`,
+    // `--list` or `--profile-time`; `cargo test --benches` runs each benchmark once, untimed.
+    // Only a measuring run is recorded for `report.py`.
+    let arg =
+        |name: &str| std::env::args().any(|a| a == name || a.starts_with(&format!("{name}=")));
+    let measuring = arg("--bench") && !arg("--test") && !arg("--list") && !arg("--profile-time");
 
     spawn_many(&mut c);
     spawn_remote(&mut c);
@@ -1094,7 +1200,7 @@ fn main() {
     group_overhead(&mut c);
 
     c.final_summary();
-    if !listing {
-        write_run_info(&settings, started, SystemTime::now());
+    if measuring {
+        write_run_info(&settings, source.as_deref(), started, SystemTime::now());
     }
 }

@@ -93,16 +93,41 @@ pub(crate) fn current() -> Option<Handle> {
     EXECUTOR.try_with(|e| e.borrow().clone()).ok().flatten()
 }
 
+/// Runs `f` with the current executor, borrowed (no reference count traffic), or panics
+/// saying none is running.
+#[track_caller]
+pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
+    let mut f = Some(f);
+    let result = EXECUTOR
+        .try_with(|e| {
+            e.borrow()
+                .as_ref()
+                .map(|h| (f.take().expect("called once"))(h))
+        })
+        .ok()
+        .flatten();
+    match result {
+        Some(result) => result,
+        None => no_executor(what),
+    }
+}
+
+#[cold]
+#[track_caller]
+fn no_executor(what: &str) -> ! {
+    panic!(
+        "warden: `{what}` was called but no warden executor is running on this thread. \
+         Call it from inside `block_on` or a task, or use an executor or Handle directly \
+         (`ex.spawn(..)`, `handle.spawn(..)`)."
+    )
+}
+
 /// The current executor, or a panic that says none is running.
 #[track_caller]
 pub(crate) fn expect_current(what: &str) -> Handle {
     match current() {
         Some(handle) => handle,
-        None => panic!(
-            "warden: `{what}` was called but no warden executor is running on this thread. \
-             Call it from inside `block_on` or a task, or use an executor or Handle directly \
-             (`ex.spawn(..)`, `handle.spawn(..)`)."
-        ),
+        None => no_executor(what),
     }
 }
 

@@ -20,6 +20,7 @@
 
 use crate::loom::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -84,7 +85,7 @@ struct GroupInner {
 #[derive(Default)]
 struct GroupState {
     /// Unfinished members, to wake them on cancel.
-    members: HashMap<TaskId, TaskRef>,
+    members: HashMap<TaskId, TaskRef, BuildHasherDefault<IdHasher>>,
     /// Failures in order, each with its watch; emptied when the group is dropped.
     failures: Vec<(TaskError, Arc<FailureWatch>)>,
     cancelled: usize,
@@ -170,6 +171,27 @@ impl GroupLink for GroupInner {
         if let Some(waker) = waker {
             crate::failure::wake_guarded(waker);
         }
+    }
+}
+
+/// Hashes a [`TaskId`]: ids are unique and dense, so one multiplication spreads them well
+/// enough, and the member map need not pay for SipHash on every spawn and exit.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 

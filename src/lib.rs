@@ -259,7 +259,8 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    context::expect_current("warden::spawn").spawn(future)
+    let spec = task::SpawnSpec::new(None);
+    context::with_current("warden::spawn", |h| h.spawn_with(future, task::plain, spec))
 }
 
 /// Spawns a named task onto the executor of the current task (or `block_on`).
@@ -273,7 +274,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    context::expect_current("warden::spawn_named").spawn_named(name, future)
+    let spec = task::SpawnSpec::new(Some(name.into()));
+    context::with_current("warden::spawn_named", |h| {
+        h.spawn_with(future, task::plain, spec)
+    })
 }
 
 /// Spawns a future that is not `Send` onto the current [`LocalExecutor`].
