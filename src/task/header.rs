@@ -15,7 +15,8 @@ pub(crate) struct Header {
     /// Who this task is.
     pub(crate) info: TaskInfo,
     /// Why it was cancelled; written before `CANCELLED` is set (rule 4).
-    pub(crate) cancel_reason: OnceLock<CancelReason>,
+    /// Boxed: most tasks are never cancelled, and the box keeps the header small.
+    pub(crate) cancel_reason: OnceLock<Box<CancelReason>>,
     /// The waker of whoever awaits the handle (rule 5).
     pub(crate) join_waker: Mutex<Option<Waker>>,
     /// The executor that runs this task.
@@ -47,7 +48,7 @@ impl Header {
     pub(crate) fn reason(&self) -> CancelReason {
         self.cancel_reason
             .get()
-            .cloned()
+            .map(|reason| (**reason).clone())
             .unwrap_or(CancelReason::Explicit(None))
     }
 

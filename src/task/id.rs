@@ -6,6 +6,7 @@
 //! carries a copy of this record, so a failure can always say *whose* failure it is.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,17 +25,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// assert!(a.id().to_string().starts_with('#'));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(u64);
+pub struct TaskId(NonZeroU64);
 
 impl TaskId {
     pub(crate) fn next() -> TaskId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+        // Non-zero, so that `Option<TaskId>` (a task's parent) costs no extra word.
+        TaskId(NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("task ids wrapped"))
     }
 
     /// The id as a number, for logs and metrics keyed by integers.
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.0.get()
     }
 }
 
@@ -52,17 +54,17 @@ impl fmt::Debug for TaskId {
 
 /// A process-unique identifier of a [`TaskGroup`](crate::TaskGroup), displayed as `group#7`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(u64);
+pub struct GroupId(NonZeroU64);
 
 impl GroupId {
     pub(crate) fn next() -> GroupId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        GroupId(NEXT.fetch_add(1, Ordering::Relaxed))
+        GroupId(NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("group ids wrapped"))
     }
 
     /// The id as a number.
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.0.get()
     }
 }
 

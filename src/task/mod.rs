@@ -228,7 +228,7 @@ where
         Err(_closed) => {
             // The executor has shut down: the task never runs. Run it once here so that the
             // normal cancel path drops the future and resolves the handle.
-            let _ = header.cancel_reason.set(CancelReason::Shutdown);
+            let _ = header.cancel_reason.set(Box::new(CancelReason::Shutdown));
             let _ = header.state.transition_to_cancel_requested();
             let requeue = task_ref.run();
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
@@ -264,7 +264,7 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
     if header.state.load().is_complete() {
         return;
     }
-    let _ = header.cancel_reason.set(reason);
+    let _ = header.cancel_reason.set(Box::new(reason));
     if header.state.transition_to_cancel_requested() == state::Notified::Submit {
         header.trace_wake();
         header.scheduler.schedule(task.clone());
@@ -281,7 +281,7 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
         if header.state.load().is_complete() {
             continue;
         }
-        let _ = header.cancel_reason.set(reason.clone());
+        let _ = header.cancel_reason.set(Box::new(reason.clone()));
         if header.state.transition_to_cancel_requested() == state::Notified::Submit {
             to_queue.push(task);
         }
