@@ -367,6 +367,15 @@ fn main() {
         child(&args[1], &args[2]);
         return;
     }
+    if let Some(flag) = args.first().filter(|a| a.starts_with('-')) {
+        let help = flag == "--help" || flag == "-h";
+        eprintln!("usage: cargo run --release --example memory [OUTPUT.json]");
+        eprintln!("(the default output is target/memory.json, which benches/report.py reads)");
+        if !help {
+            eprintln!("unknown option {flag}");
+        }
+        std::process::exit(if help { 0 } else { 2 });
+    }
     let output = args
         .first()
         .map(PathBuf::from)

@@ -188,7 +188,9 @@ rt_test! {
 
     fn early_finishing_timeouts_leave_no_timers(flavor) {
         bounded(move || {
-            const N: usize = 100_000;
+            // A million in release builds (`cargo test --release --test time`), as the
+            // issue asks; a tenth of that keeps the debug suite quick.
+            let n: usize = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
             let rt = flavor.rt();
             rt.block_on(async {
                 // Some timeouts that stay pending: their timers are registered.
@@ -203,7 +205,7 @@ rt_test! {
                 })
                 .await;
                 assert_eq!(rt.timer_count(), 100, "a pending timeout registers its timer");
-                for i in 0..N {
+                for i in 0..n {
                     let fast = warden::timeout(Duration::from_secs(60), warden::yield_now());
                     let result = fast.await;
                     assert!(result.is_ok());

@@ -85,35 +85,21 @@ where
     fn poll_future(self: Arc<Self>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
-        let started = owner.tracer.as_ref().map(|t| t.poll_start());
-        let polled = {
-            let waker = waker_ref(&self);
-            let mut cx = Context::from_waker(&waker);
-            let _task = crate::context::enter_task(self.header.info.id());
-            catch_panics(owner.backtraces, || {
-                self.stage.with_mut(|stage| {
-                    // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing
-                    // else touches the stage until transition 3 or 6.
-                    let stage = unsafe { &mut *stage };
-                    let Stage::Running(future) = stage else {
-                        unreachable!("polled a task whose future is gone")
-                    };
-                    // SAFETY: the future lives inside the `Arc`'s heap block, which never
-                    // moves, and it is only ever dropped in place (the stage is overwritten,
-                    // never moved out of while it is `Running`): the pinning guarantee holds.
-                    let future = unsafe { Pin::new_unchecked(future) };
-                    future.poll(&mut cx)
-                })
-            })
+        // Tracing off takes the first branch, which is exactly the untraced poll.
+        let polled = match &owner.tracer {
+            None => self.poll_once(owner),
+            Some(tracer) => {
+                let started = tracer.poll_start();
+                let polled = self.poll_once(owner);
+                let outcome = match &polled {
+                    Ok(Poll::Pending) => "pending",
+                    Ok(Poll::Ready(_)) => "ready",
+                    Err(_) => "panicked",
+                };
+                tracer.poll_end(&self.header.info, started, outcome);
+                polled
+            }
         };
-        if let (Some(tracer), Some(started)) = (&owner.tracer, started) {
-            let outcome = match &polled {
-                Ok(Poll::Pending) => "pending",
-                Ok(Poll::Ready(_)) => "ready",
-                Err(_) => "panicked",
-            };
-            tracer.poll_end(&self.header.info, started, outcome);
-        }
         match polled {
             Ok(Poll::Pending) => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
@@ -131,6 +117,33 @@ where
                 None
             }
         }
+    }
+
+    /// `catch_unwind(poll)`, with the task's own waker borrowed (`waker_ref`) and the task
+    /// set as the thread's current one.
+    #[inline(always)]
+    fn poll_once(
+        self: &Arc<Self>,
+        owner: &TaskOwner,
+    ) -> Result<Poll<F::Output>, Box<dyn std::any::Any + Send>> {
+        let waker = waker_ref(self);
+        let mut cx = Context::from_waker(&waker);
+        let _task = crate::context::enter_task(self.header.info.id());
+        catch_panics(owner.backtraces, || {
+            self.stage.with_mut(|stage| {
+                // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
+                // touches the stage until transition 3 or 6.
+                let stage = unsafe { &mut *stage };
+                let Stage::Running(future) = stage else {
+                    unreachable!("polled a task whose future is gone")
+                };
+                // SAFETY: the future lives inside the `Arc`'s heap block, which never
+                // moves, and it is only ever dropped in place (the stage is overwritten,
+                // never moved out of while it is `Running`): the pinning guarantee holds.
+                let future = unsafe { Pin::new_unchecked(future) };
+                future.poll(&mut cx)
+            })
+        })
     }
 
     /// Drops the future in place, catching a panic from its destructor. The caller holds
