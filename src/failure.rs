@@ -36,7 +36,9 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 ///
 /// Capturing costs a stack walk at the moment of the panic (symbols are resolved only when
 /// the backtrace is displayed), so a program that panics on purpose very often may want
-/// [`Backtraces::Off`].
+/// [`Backtraces::Off`]: in `docs/benchmarks.md`'s `panic_storm` (10 000 tasks, every tenth
+/// panicking) the walk is most of the cost, about twice the time of `Off`. Tasks that do
+/// not panic pay nothing for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backtraces {
     /// Never capture.
