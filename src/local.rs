@@ -3,12 +3,22 @@
 //! Read this module on its own to see a whole executor: a run queue, a loop that pops
 //! tasks and runs them, a way to sleep when there is nothing to do, and shutdown.
 //!
-//! # Queue
+//! # Queues
 //!
-//! One FIFO queue of [`TaskRef`]s behind a mutex. Wakers push to its back from any thread
-//! (a task may be woken by a timer thread, an I/O reactor, or a handle cancelled elsewhere),
-//! then unpark the owner thread. The mutex is uncontended on the common path (the owner
-//! thread pushing and popping its own tasks).
+//! Two FIFO queues of [`TaskRef`]s:
+//!
+//! - the *ready* queue, which only the owner thread touches, so it needs no lock: tasks
+//!   spawned or woken on the owner thread (the common case: tasks waking each other, a task
+//!   yielding) are pushed and popped with plain memory operations;
+//! - the *remote* queue, behind a mutex, for wakes and spawns from other threads (a timer
+//!   thread, an I/O reactor, a `Handle` used elsewhere). Such a push also unparks the
+//!   owner if it sleeps.
+//!
+//! A wake finds out which thread it runs on by comparing a per-thread token
+//! ([`context::thread_token`]) with the owner's. The owner moves the remote queue, all of
+//! it, to the back of its ready queue at the start of every batch and whenever the ready
+//! queue runs dry; a flag says whether there is anything to move, so an empty remote queue
+//! costs one atomic load and no lock.
 //!
 //! # Threads
 //!
@@ -35,7 +45,8 @@
 //! once: no wake-up is lost (the argument is in `LocalShared::sleep`).
 
 use crate::loom::{
-    Arc, AtomicBool, Mutex, OnceLock, Ordering, Thread, Weak, current, park, park_timeout,
+    Arc, AtomicBool, Mutex, OnceLock, Ordering, Thread, UnsafeCell, Weak, current, park,
+    park_timeout,
 };
 use std::collections::VecDeque;
 use std::fmt;
@@ -89,9 +100,16 @@ pub struct LocalExecutor {
 /// The part of a local executor that tasks and wakers point at.
 pub(crate) struct LocalShared {
     owner: TaskOwner,
-    queue: Mutex<VecDeque<TaskRef>>,
+    /// Tasks ready to run, pushed on the owner thread. Only the owner thread touches it.
+    ready: UnsafeCell<VecDeque<TaskRef>>,
+    /// Tasks made ready on other threads.
+    remote: Mutex<VecDeque<TaskRef>>,
+    /// `true` when `remote` may hold tasks (set under its lock, cleared by the owner).
+    remote_queued: AtomicBool,
     /// The owner thread, unparked by wakes while it sleeps.
     thread: Thread,
+    /// The owner thread's [`context::thread_token`].
+    owner_token: u64,
     /// `true` while the owner is parked or about to park (see `sleep`).
     sleeping: AtomicBool,
     pub(crate) timers: Timers,
@@ -100,12 +118,25 @@ pub(crate) struct LocalShared {
     shutdown_requested: AtomicBool,
 }
 
+// SAFETY: every field but `ready` is `Send + Sync` on its own. `ready` is only touched on
+// the owner thread (see `with_ready`), so sharing `LocalShared` never shares it; the
+// `TaskRef`s in it are `Send + Sync` themselves.
+unsafe impl Send for LocalShared {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for LocalShared {}
+
 impl Schedule for LocalShared {
     fn schedule(&self, task: TaskRef) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(task);
+        if self.is_owner_thread() {
+            // The owner is running this very code, so it is not asleep: no unpark.
+            self.with_ready(|ready| ready.push_back(task));
+            return;
+        }
+        {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            remote.push_back(task);
+            self.remote_queued.store(true, Ordering::Release);
+        }
         // Only a parked (or parking) owner needs unparking; see `LocalShared::sleep`.
         if self.sleeping.load(Ordering::SeqCst) {
             self.thread.unpark();
@@ -124,13 +155,16 @@ impl LocalShared {
     /// time; a pusher pushes (under the queue's lock) before it reads `sleeping`. The
     /// lock orders the two: either the owner's look sees the task, or the pusher sees
     /// `sleeping` and unparks the owner (and `unpark` before `park` is not lost).
+    ///
+    /// Owner thread only.
     fn sleep(&self, deadline: Option<std::time::Instant>) {
         self.sleeping.store(true, Ordering::SeqCst);
-        let queued = !self
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        let queued = !self.with_ready(|ready| ready.is_empty())
+            || !self
+                .remote
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
         if !queued {
             match deadline {
                 Some(deadline) => {
@@ -145,15 +179,48 @@ impl LocalShared {
         self.sleeping.store(false, Ordering::SeqCst);
     }
 
-    fn pop(&self) -> Option<TaskRef> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
+    /// Runs `f` on the ready queue.
+    ///
+    /// Owner thread only: every caller either checked [`is_owner_thread`](Self::is_owner_thread)
+    /// or runs inside a method of the `!Send`, `!Sync` [`LocalExecutor`], which exists on
+    /// its owner thread alone. `f` must not call back into anything that may schedule.
+    #[inline(always)]
+    fn with_ready<R>(&self, f: impl FnOnce(&mut VecDeque<TaskRef>) -> R) -> R {
+        debug_assert!(
+            self.is_owner_thread() || context::thread_token() == 0,
+            "the ready queue was touched off the owner thread"
+        );
+        self.ready.with_mut(|ready| {
+            // SAFETY: on the owner thread (see above), and no two calls overlap: none of
+            // the closures passed here runs user code or schedules, and the one thread
+            // that may touch the queue runs one of them at a time. So this is the only
+            // reference to the queue while it lives.
+            f(unsafe { &mut *ready })
+        })
     }
 
+    /// Moves every task of the remote queue to the back of the ready queue. Owner thread
+    /// only.
+    fn take_remote(&self) {
+        if self.remote_queued.load(Ordering::Acquire) {
+            let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            self.remote_queued.store(false, Ordering::Relaxed);
+            self.with_ready(|ready| ready.append(&mut remote));
+        }
+    }
+
+    /// The next ready task. Owner thread only.
+    fn pop(&self) -> Option<TaskRef> {
+        if let Some(task) = self.with_ready(VecDeque::pop_front) {
+            return Some(task);
+        }
+        self.take_remote();
+        self.with_ready(VecDeque::pop_front)
+    }
+
+    /// `true` on the thread that created the executor.
     pub(crate) fn is_owner_thread(&self) -> bool {
-        current().id() == self.thread.id()
+        context::thread_token() == self.owner_token
     }
 
     fn request_shutdown(&self, cause: &TaskError) {
@@ -187,8 +254,11 @@ impl LocalExecutor {
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let shared = Arc::new(LocalShared {
             owner: TaskOwner::new(builder, sink.clone()),
-            queue: Mutex::new(VecDeque::new()),
+            ready: UnsafeCell::new(VecDeque::new()),
+            remote: Mutex::new(VecDeque::new()),
+            remote_queued: AtomicBool::new(false),
             thread: current(),
+            owner_token: context::thread_token(),
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
             shutdown_cause: OnceLock::new(),
@@ -345,6 +415,9 @@ impl LocalExecutor {
     /// Runs up to `limit` ready tasks; returns how many ran.
     fn run_batch(&self, limit: usize) -> usize {
         self.shared.timers.fire_due();
+        // Tasks woken elsewhere join the back of the line once per batch, so a task that
+        // keeps waking itself here cannot keep them waiting.
+        self.shared.take_remote();
         let mut ran = 0;
         while ran < limit {
             match self.shared.pop() {
@@ -522,12 +595,15 @@ impl LocalSpawn for LocalExecutor {
 
 impl fmt::Debug for LocalExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let queued = match self.shared.queue.try_lock() {
-            Ok(queue) => queue.len().to_string(),
-            Err(_) => "<locked>".to_owned(),
-        };
+        let remote = self
+            .shared
+            .remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let queued = self.shared.with_ready(|ready| ready.len()) + remote;
         f.debug_struct("LocalExecutor")
-            .field("queued", &format_args!("{queued}"))
+            .field("queued", &queued)
             .field("metrics", &self.metrics())
             .finish()
     }

@@ -243,3 +243,53 @@ fn local_try_tick_is_fair_with_spinners() {
     assert!(a.is_finished() && b.is_finished());
     assert_eq!(drops.count(), 2);
 }
+
+/// Local only: a task spawned or woken from another thread goes to the executor's remote
+/// queue, which the owner moves to the back of its ready queue on every tick. Spinners on
+/// the owner thread (whose wakes take the lock-free owner path) cannot keep it waiting.
+#[test]
+fn local_remote_spawns_and_wakes_are_not_starved_by_spinners() {
+    let ex = warden::LocalExecutor::new();
+    let drops = DropCounter::new();
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let polls = Arc::new(AtomicUsize::new(0));
+            ex.spawn(Spinner {
+                polls,
+                _token: drops.token(),
+            })
+        })
+        .collect();
+    let (tx, rx) = oneshot::channel::<u32>();
+    let waiter = ex.spawn(async move { rx.await.unwrap() + 1 });
+    for _ in 0..10 {
+        assert!(ex.try_tick());
+    }
+    assert!(!waiter.is_finished(), "nothing has woken the waiter yet");
+    let handle = ex.handle();
+    let remote = std::thread::spawn(move || {
+        tx.send(41).unwrap();
+        handle.spawn(async { "spawned elsewhere" })
+    })
+    .join()
+    .unwrap();
+    // Two spinners, then the two remote tasks: four ticks reach both, whatever the order.
+    for _ in 0..4 {
+        assert!(ex.try_tick());
+    }
+    assert!(
+        waiter.is_finished(),
+        "a wake from another thread was starved"
+    );
+    assert!(
+        remote.is_finished(),
+        "a spawn from another thread was starved"
+    );
+    assert_eq!(ex.block_on(waiter).unwrap(), 42);
+    assert_eq!(ex.block_on(remote).unwrap(), "spawned elsewhere");
+    for s in &spinners {
+        s.cancel();
+    }
+    ex.run_until_idle();
+    assert_eq!(drops.count(), 2);
+}
