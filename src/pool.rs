@@ -12,12 +12,29 @@
 //!
 //! # Finding work, and fairness
 //!
-//! A worker takes, in order: its own deque; the injector (a batch, to save trips); the
-//! other workers' deques (stealing half, starting at a rotating victim). Every
-//! [`INJECTOR_INTERVAL`] pops it looks at the injector *first*, so a busy worker cannot
-//! leave tasks from outside waiting forever. A task that wakes itself is pushed to the
-//! back of its worker's FIFO deque, behind every task already there, so it cannot starve
-//! them either.
+//! A worker takes, in order: its LIFO slot (below); its own deque; the injector (a batch,
+//! to save trips); the other workers' deques (stealing half, starting at a rotating
+//! victim). Every [`INJECTOR_INTERVAL`] pops it looks at the injector *first*, so a busy
+//! worker cannot leave tasks from outside waiting forever. A task that wakes itself is
+//! pushed to the back of its worker's FIFO deque, behind every task already there, so it
+//! cannot starve them either.
+//!
+//! # The LIFO slot
+//!
+//! A task spawned or woken on a worker goes into that worker's *LIFO slot*, and runs next:
+//! a task that spawns a helper and awaits it, or two tasks passing messages back and forth,
+//! then run one after the other on one worker, with their data still in its cache and no
+//! other worker woken. A task already in the slot moves to the back of the deque, where it
+//! can be stolen. Two rules keep the slot from starving anyone: a worker runs at most
+//! [`MAX_LIFO_STREAK`] slot tasks in a row before it takes one from its deque (the slot's
+//! task goes to the back of the deque), and a task re-queued after its own poll (it woke
+//! itself, like `yield_now`) never goes into the slot. The slot is not stealable: while its
+//! worker is busy in one long poll, the slot's task waits for it (as in tokio).
+//!
+//! Filling an empty slot wakes no idle worker: the task will run on this worker as soon as
+//! the current poll returns, and waking a sleeper only to find nothing is the expensive
+//! part of message passing between two tasks. Pushing to the deque (a displaced slot task,
+//! a spawn from a worker of another pool, a wake from outside) does wake one.
 //!
 //! # Parking, and why no wake-up is lost
 //!
@@ -43,7 +60,7 @@ use crate::loom::{
     Arc, AtomicBool, AtomicUsize, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread,
     Weak, current, fence, park, spawn_thread,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
@@ -65,6 +82,9 @@ use crate::time::Timers;
 
 /// A worker looks at the injector before its own deque once every this many pops.
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
+
+/// A worker runs at most this many tasks from its LIFO slot in a row.
+pub(crate) const MAX_LIFO_STREAK: u32 = 3;
 
 /// A multi-threaded executor: a pool of worker threads with work stealing.
 ///
@@ -119,6 +139,17 @@ crate::loom::thread_local! {
 struct LocalQueue {
     pool: *const PoolShared,
     deque: Worker<TaskRef>,
+    /// The task that runs next (module doc, "The LIFO slot").
+    lifo: Cell<Option<TaskRef>>,
+}
+
+impl LocalQueue {
+    fn lifo_is_empty(&self) -> bool {
+        let task = self.lifo.take();
+        let empty = task.is_none();
+        self.lifo.set(task);
+        empty
+    }
 }
 
 impl Schedule for PoolShared {
@@ -126,17 +157,23 @@ impl Schedule for PoolShared {
         // `try_with`: a waker may fire from a thread-local destructor, after this
         // thread's `LOCAL` is gone; such a wake goes to the injector.
         let mut task = Some(task);
+        let mut filled_empty_slot = false;
         let _ = LOCAL.try_with(|local| {
             if let Some(q) = &*local.borrow() {
                 if std::ptr::eq(q.pool, self) {
-                    q.deque.push(task.take().expect("pushed once"));
+                    match q.lifo.replace(task.take()) {
+                        Some(displaced) => q.deque.push(displaced),
+                        None => filled_empty_slot = true,
+                    }
                 }
             }
         });
         if let Some(task) = task {
             self.injector.push(task);
         }
-        self.notify_one();
+        if !filled_empty_slot {
+            self.notify_one();
+        }
     }
 
     fn owner(&self) -> &TaskOwner {
@@ -210,6 +247,7 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
         *local.borrow_mut() = Some(LocalQueue {
             pool: Arc::as_ptr(&shared),
             deque,
+            lifo: Cell::new(None),
         })
     });
     let handle = Handle {
@@ -218,11 +256,19 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     let entered = context::enter(handle, "a worker thread");
     let mut pops: u32 = 0;
     let mut victim = index;
+    let mut lifo_streak: u32 = 0;
     loop {
         pops = pops.wrapping_add(1);
-        if let Some(task) = find_task(&shared, pops, &mut victim) {
+        if let Some(task) = find_task(&shared, pops, &mut victim, &mut lifo_streak) {
             if let Some(again) = task.run() {
-                shared.schedule(again);
+                // Woken during its own poll: to the back of our deque, never the LIFO
+                // slot. No idle worker is woken: the number of runnable tasks did not
+                // grow, and this worker looks at its deque next.
+                LOCAL.with(|local| {
+                    let local = local.borrow();
+                    let own = local.as_ref().expect("worker thread without its deque");
+                    own.deque.push(again);
+                });
             }
             continue;
         }
@@ -234,6 +280,9 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     // Hand anything left in our deque to the injector for the thread that joins us.
     let local = LOCAL.with(|local| local.borrow_mut().take());
     if let Some(local) = local {
+        if let Some(task) = local.lifo.take() {
+            shared.injector.push(task);
+        }
         while let Some(task) = local.deque.pop() {
             shared.injector.push(task);
         }
@@ -241,19 +290,35 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     drop(entered);
 }
 
-/// Own deque, injector, then stealing; the injector first every `INJECTOR_INTERVAL` pops.
-fn find_task(shared: &PoolShared, pops: u32, victim: &mut usize) -> Option<TaskRef> {
+/// LIFO slot, own deque, injector, then stealing; the injector first every
+/// `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times in a row.
+fn find_task(
+    shared: &PoolShared,
+    pops: u32,
+    victim: &mut usize,
+    lifo_streak: &mut u32,
+) -> Option<TaskRef> {
     LOCAL.with(|local| {
         let local = local.borrow();
-        let own = &local
-            .as_ref()
-            .expect("worker thread without its deque")
-            .deque;
+        let local = local.as_ref().expect("worker thread without its deque");
+        let own = &local.deque;
         if pops % INJECTOR_INTERVAL == 0 {
             if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+                *lifo_streak = 0;
                 return Some(task);
             }
         }
+        if let Some(task) = local.lifo.take() {
+            if *lifo_streak < MAX_LIFO_STREAK {
+                *lifo_streak += 1;
+                return Some(task);
+            }
+            // Streak over: the slot's task waits its turn at the back of the deque. It is
+            // stealable there, so an idle worker may take it.
+            own.push(task);
+            shared.notify_one();
+        }
+        *lifo_streak = 0;
         if let Some(task) = own.pop() {
             return Some(task);
         }
@@ -291,11 +356,10 @@ fn park_worker(shared: &PoolShared, index: usize) {
             shared.stopping.load(Ordering::SeqCst)
                 || LOCAL.with(|local| {
                     let local = local.borrow();
-                    let own = &local
-                        .as_ref()
-                        .expect("worker thread without its deque")
-                        .deque;
-                    shared.has_visible_work(own)
+                    let local = local.as_ref().expect("worker thread without its deque");
+                    // The slot is empty here (`find_task` just took what it held), but
+                    // parking must not depend on that: look anyway.
+                    shared.has_visible_work(&local.deque) || !local.lifo_is_empty()
                 })
         },
         park,

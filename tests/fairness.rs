@@ -293,3 +293,66 @@ fn local_remote_spawns_and_wakes_are_not_starved_by_spinners() {
     ex.run_until_idle();
     assert_eq!(drops.count(), 2);
 }
+
+/// Wakes its partner on every poll and returns `Pending`, forever: two of them keep a
+/// worker's LIFO slot full.
+struct Bouncer {
+    me: usize,
+    wakers: Arc<std::sync::Mutex<[Option<std::task::Waker>; 2]>>,
+    _token: DropToken,
+}
+
+impl Future for Bouncer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let partner = {
+            let mut wakers = self.wakers.lock().unwrap();
+            wakers[self.me] = Some(cx.waker().clone());
+            wakers[1 - self.me].take()
+        };
+        if let Some(partner) = partner {
+            partner.wake();
+        }
+        Poll::Pending
+    }
+}
+
+/// Pool only (the LIFO slot is the pool's): two tasks that wake each other run from the
+/// worker's LIFO slot, but at most `MAX_LIFO_STREAK` in a row, so a task waiting in the
+/// same worker's deque still runs. One worker, so nobody else could steal it.
+#[test]
+fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
+    no_hang(|| {
+        let ex = warden::Builder::new().worker_threads(1).build();
+        let drops = DropCounter::new();
+        let wakers = Arc::new(std::sync::Mutex::new([None, None]));
+        let bouncer = |me| Bouncer {
+            me,
+            wakers: wakers.clone(),
+            _token: drops.token(),
+        };
+        let (a, b) = (bouncer(0), bouncer(1));
+        // Spawned from a task on the worker, so that all three start in its LIFO slot and
+        // deque: `victim` first, so it is displaced into the deque by the bouncers.
+        let (victim, a, b) = ex
+            .block_on(ex.spawn(async move {
+                let victim = warden::spawn(async {
+                    for _ in 0..5 {
+                        warden::yield_now().await;
+                    }
+                    "ran"
+                });
+                (victim, warden::spawn(a), warden::spawn(b))
+            }))
+            .unwrap();
+        assert_eq!(ex.block_on(victim).unwrap(), "ran");
+        a.cancel();
+        b.cancel();
+        ex.block_on(async {
+            assert!(a.await.unwrap_err().is_cancelled());
+            assert!(b.await.unwrap_err().is_cancelled());
+        });
+        assert_eq!(drops.count(), 2);
+    });
+}
