@@ -257,9 +257,16 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     let mut pops: u32 = 0;
     let mut victim = index;
     let mut lifo_streak: u32 = 0;
+    let mut searching = false;
     loop {
         pops = pops.wrapping_add(1);
         if let Some(task) = find_task(&shared, pops, &mut victim, &mut lifo_streak) {
+            if searching {
+                searching = false;
+                if shared.idle.end_search() {
+                    shared.notify_one();
+                }
+            }
             if let Some(again) = task.run() {
                 // Woken during its own poll: to the back of our deque, never the LIFO
                 // slot. No idle worker is woken: the number of runnable tasks did not
@@ -273,9 +280,12 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
             continue;
         }
         if shared.stopping.load(Ordering::SeqCst) {
+            if searching {
+                shared.idle.end_search();
+            }
             break;
         }
-        park_worker(&shared, index);
+        searching = park_worker(&shared, index, searching);
     }
     // Hand anything left in our deque to the injector for the thread that joins us.
     let local = LOCAL.with(|local| local.borrow_mut().take());
@@ -348,10 +358,12 @@ fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> 
     }
 }
 
-/// Parks the worker unless there is work (the worker's half of the protocol).
-fn park_worker(shared: &PoolShared, index: usize) {
+/// Parks the worker unless there is work (the worker's half of the protocol). Returns
+/// whether the worker is searching now (see `IdleWorkers::sleep`).
+fn park_worker(shared: &PoolShared, index: usize, searching: bool) -> bool {
     shared.idle.sleep(
         index,
+        searching,
         || {
             shared.stopping.load(Ordering::SeqCst)
                 || LOCAL.with(|local| {
@@ -363,7 +375,7 @@ fn park_worker(shared: &PoolShared, index: usize) {
                 })
         },
         park,
-    );
+    )
 }
 
 /// The idle list and the parking protocol (module doc, "Parking"), apart from the queues
@@ -371,6 +383,9 @@ fn park_worker(shared: &PoolShared, index: usize) {
 struct IdleWorkers {
     list: Mutex<Vec<usize>>,
     count: AtomicUsize,
+    /// Workers taken off the list by `take_one` that have neither found a task nor gone
+    /// back to sleep yet ("Parking" in the module doc).
+    searching: AtomicUsize,
 }
 
 impl IdleWorkers {
@@ -378,41 +393,65 @@ impl IdleWorkers {
         IdleWorkers {
             list: Mutex::new(Vec::with_capacity(capacity)),
             count: AtomicUsize::new(0),
+            searching: AtomicUsize::new(0),
         }
     }
 
-    /// The pusher's half, called after a push: takes one idle worker off the list, if any,
-    /// for the caller to unpark.
+    /// The pusher's half, called after a push: takes one idle worker off the list, if any
+    /// and if no woken worker is still searching, for the caller to unpark. The worker
+    /// taken counts as searching until it calls [`end_search`](Self::end_search) or
+    /// sleeps again.
     fn take_one(&self) -> Option<usize> {
         fence(Ordering::SeqCst);
-        if self.count.load(Ordering::SeqCst) == 0 {
+        if self.count.load(Ordering::SeqCst) == 0 || self.searching.load(Ordering::SeqCst) > 0 {
             return None;
         }
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
         let index = list.pop();
         if index.is_some() {
             self.count.fetch_sub(1, Ordering::SeqCst);
+            self.searching.fetch_add(1, Ordering::SeqCst);
         }
         index
     }
 
-    /// The worker's half: announce, fence, look again with `has_work`, and `park` only if
-    /// it found nothing; then leave the list if nobody took us off it (we found work, or
-    /// woke spuriously).
-    fn sleep(&self, index: usize, has_work: impl FnOnce() -> bool, park: impl FnOnce()) {
+    /// A searching worker found a task. Returns `true` if it was the last one searching:
+    /// pushes made meanwhile woke nobody, so the caller must notify once (as a pusher).
+    fn end_search(&self) -> bool {
+        self.searching.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// The worker's half: announce, stop searching, fence, look again with `has_work`, and
+    /// `park` only if it found nothing; then leave the list if nobody took us off it (we
+    /// found work, or woke spuriously). Returns `true` if a pusher took us off the list:
+    /// we are searching now.
+    fn sleep(
+        &self,
+        index: usize,
+        searching: bool,
+        has_work: impl FnOnce() -> bool,
+        park: impl FnOnce(),
+    ) -> bool {
         {
             let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
             list.push(index);
             self.count.fetch_add(1, Ordering::SeqCst);
+        }
+        if searching {
+            self.searching.fetch_sub(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
         if !has_work() {
             park();
         }
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = list.iter().position(|&i| i == index) {
-            list.swap_remove(pos);
-            self.count.fetch_sub(1, Ordering::SeqCst);
+        match list.iter().position(|&i| i == index) {
+            Some(pos) => {
+                list.swap_remove(pos);
+                self.count.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
+            None => true,
         }
     }
 
@@ -782,7 +821,12 @@ mod loom_models {
                             queued.fetch_sub(1, Ordering::AcqRel);
                             return;
                         }
-                        idle.sleep(0, || queued.load(Ordering::Acquire) > 0, loom::thread::park);
+                        idle.sleep(
+                            0,
+                            false,
+                            || queued.load(Ordering::Acquire) > 0,
+                            loom::thread::park,
+                        );
                     }
                 })
             };
@@ -793,6 +837,57 @@ mod loom_models {
             }
             worker.join().unwrap();
             assert_eq!(idle.len(), 0);
+        });
+    }
+
+    /// Two pushes, one worker: the second push finds the worker woken by the first still
+    /// searching and wakes nobody. The worker must still run both: it either sees the
+    /// second task before it sleeps again, or its pre-sleep look (after it stops
+    /// searching) does. A lost task leaves it parked forever: a deadlock for loom.
+    #[test]
+    fn loom_push_skipped_while_a_worker_searches() {
+        loom::model(|| {
+            let idle = Arc::new(IdleWorkers::new(1));
+            let queued = Arc::new(AtomicUsize::new(0));
+            let worker = {
+                let (idle, queued) = (idle.clone(), queued.clone());
+                loom::thread::spawn(move || {
+                    let mut ran = 0;
+                    let mut searching = false;
+                    while ran < 2 {
+                        if queued.load(Ordering::Acquire) > 0 {
+                            queued.fetch_sub(1, Ordering::AcqRel);
+                            ran += 1;
+                            if searching {
+                                searching = false;
+                                // One worker: nobody else to notify, but the count
+                                // must come back to zero.
+                                idle.end_search();
+                            }
+                            continue;
+                        }
+                        searching = idle.sleep(
+                            0,
+                            searching,
+                            || queued.load(Ordering::Acquire) > 0,
+                            loom::thread::park,
+                        );
+                    }
+                    if searching {
+                        idle.end_search();
+                    }
+                })
+            };
+            let worker_thread = worker.thread().clone();
+            for _ in 0..2 {
+                queued.fetch_add(1, Ordering::Release);
+                if idle.take_one() == Some(0) {
+                    worker_thread.unpark();
+                }
+            }
+            worker.join().unwrap();
+            assert_eq!(idle.len(), 0);
+            assert_eq!(idle.searching.load(Ordering::SeqCst), 0);
         });
     }
 }
