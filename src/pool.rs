@@ -47,6 +47,14 @@
 //! `park`/`unpark` use a token, so an unpark that comes before the `park` is not lost.
 //! An idle pool therefore sleeps in `park` with no timer ticking: no CPU.
 //!
+//! Unparking costs a system call, so a pusher wakes nobody while a worker it (or another
+//! pusher) woke is still *searching*: that worker is on its way to the queues. When it
+//! finds a task it stops searching, and if it was the last searcher it notifies once, as a
+//! pusher would, for the pushes that skipped; when it finds nothing it stops searching
+//! *before* its fenced last look, so a push that skipped because of it is either seen by
+//! that look or was made after the count dropped (and then wakes someone itself). This is
+//! tokio's scheme; `loom_push_skipped_while_a_worker_searches` checks it.
+//!
 //! # Shutdown
 //!
 //! `shutdown` closes the task registry (new spawns resolve to `Shutdown` at once), cancels
