@@ -107,15 +107,24 @@ impl GroupInner {
         if self.cancelled.set(reason).is_err() {
             return;
         }
-        let (members, children): (Vec<TaskRef>, Vec<Weak<GroupInner>>) = {
+        // Under the lock, only transition 1 (an atomic operation per member); the queue
+        // pushes, which may unpark a thread, come after it.
+        let (to_queue, children): (Vec<TaskRef>, Vec<Weak<GroupInner>>) = {
             let state = self.lock();
             (
-                state.members.values().cloned().collect(),
+                state
+                    .members
+                    .values()
+                    .filter_map(crate::task::notify)
+                    .collect(),
                 state.children.clone(),
             )
         };
-        for member in &members {
-            crate::task::wake(member);
+        // Every member was spawned through `self.handle`, so that is their scheduler.
+        let scheduler = self.handle.schedule_ref();
+        for member in to_queue {
+            member.header().trace_wake();
+            scheduler.schedule(member);
         }
         for child in children.iter().filter_map(Weak::upgrade) {
             child.cancel(CancelReason::ParentCancelled);

@@ -42,6 +42,14 @@ pub(crate) enum Flavor {
 }
 
 impl Handle {
+    /// The executor, borrowed as a scheduler.
+    pub(crate) fn schedule_ref(&self) -> &dyn Schedule {
+        match &self.flavor {
+            Flavor::Local(shared) => &**shared,
+            Flavor::Pool(shared) => &**shared,
+        }
+    }
+
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         match &self.flavor {
             Flavor::Local(shared) => shared.clone(),

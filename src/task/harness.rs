@@ -41,9 +41,20 @@ pub(super) enum Stage<F, T> {
     /// Rule 1: only the `RUNNING` thread touches it.
     Running(F),
     /// Rules 2 and 3. A failure carries its watch (see `hook.rs`).
-    Finished(Result<T, TaskError>, Option<Arc<FailureWatch>>),
+    Finished(Exit<T>, Option<Arc<FailureWatch>>),
     /// The future was dropped and the result taken (or not yet stored).
     Consumed,
+}
+
+/// How a task ended, as stored in its block.
+///
+/// A cancellation keeps only its reason: the [`TaskError`] that the handle yields is built
+/// when the handle reads it, so a cancelled task nobody awaits (a detached member of a
+/// cancelled group, say) costs no allocation for it.
+pub(super) enum Exit<T> {
+    Value(T),
+    Failed(TaskError),
+    Cancelled(CancelReason),
 }
 
 // SAFETY: the stage is the only field that is not `Send + Sync` on its own. Rules 1-3 in
@@ -106,14 +117,16 @@ where
                 ToIdle::Idle => None,
             },
             Ok(Poll::Ready(output)) => {
-                let result = (self.finish)(output)
-                    .map_err(|e| TaskError::from_error(self.header.info.clone(), e));
-                self.complete(result);
+                let exit = match (self.finish)(output) {
+                    Ok(value) => Exit::Value(value),
+                    Err(e) => Exit::Failed(TaskError::from_error(self.header.info.clone(), e)),
+                };
+                self.complete(exit);
                 None
             }
             Err(payload) => {
                 let failure = TaskError::from_panic(self.header.info.clone(), payload);
-                self.complete(Err(failure));
+                self.complete(Exit::Failed(failure));
                 None
             }
         }
@@ -160,44 +173,44 @@ where
     }
 
     /// The future returned or panicked: drop it, then finish.
-    fn complete(self: Arc<Self>, result: Result<T, TaskError>) {
-        let result = match (result, self.drop_future()) {
-            (result, Ok(())) => result,
+    fn complete(self: Arc<Self>, exit: Exit<T>) {
+        let exit = match (exit, self.drop_future()) {
+            (exit, Ok(())) => exit,
             // The body returned a value, then its destructor panicked: that panic is the
             // task's failure (nothing is lost), and the value is dropped.
-            (Ok(value), Err(drop_panic)) => {
+            (Exit::Value(value), Err(drop_panic)) => {
                 drop_logged(value, &self.header.info, "output");
-                Err(drop_panic)
+                Exit::Failed(drop_panic)
             }
             // Two failures: keep the first, log the second.
-            (Err(first), Err(second)) => {
+            (first, Err(second)) => {
                 log::error!(target: "warden", "{second} (while dropping a failed task's future)");
-                Err(first)
+                first
             }
         };
-        self.finish(result);
+        self.finish(exit);
     }
 
     /// The task was cancelled: drop its future without polling it.
     fn cancel_now(self: Arc<Self>, reason: CancelReason) {
-        let result = match self.drop_future() {
-            Ok(()) => TaskError::cancelled(self.header.info.clone(), reason),
+        let exit = match self.drop_future() {
+            Ok(()) => Exit::Cancelled(reason),
             // A destructor that panics during cancellation: the panic becomes the task's
             // failure, so that it is reported rather than lost.
-            Err(drop_panic) => drop_panic,
+            Err(drop_panic) => Exit::Failed(drop_panic),
         };
-        self.finish(Err(result));
+        self.finish(exit);
     }
 
     /// Stores the result and hands it on (transition 6, rule 3). The caller holds `RUNNING`
     /// and has dropped the future.
-    fn finish(self: Arc<Self>, result: Result<T, TaskError>) {
+    fn finish(self: Arc<Self>, exit: Exit<T>) {
         let header = &self.header;
         let owner = header.scheduler.owner();
-        let (ending, watch) = match &result {
-            Ok(_) => (Ending::Completed, None),
-            Err(e) if e.is_cancelled() => (Ending::Cancelled, None),
-            Err(e) => {
+        let (ending, watch) = match &exit {
+            Exit::Value(_) => (Ending::Completed, None),
+            Exit::Cancelled(_) => (Ending::Cancelled, None),
+            Exit::Failed(e) => {
                 let ending = if e.is_panic() {
                     Ending::Panicked
                 } else {
@@ -210,18 +223,18 @@ where
             }
         };
         owner.metrics.ended(ending);
-        report_exit(owner, &header.info, &result);
+        report_exit(owner, &header.info, &exit);
         if let Some(group) = &header.group {
-            let exit = match (&watch, &result) {
-                (Some(watch), Err(e)) => MemberExit::Failed(watch.clone(), e.clone()),
-                _ if ending == Ending::Cancelled => MemberExit::Cancelled,
+            let member_exit = match (&watch, &exit) {
+                (Some(watch), Exit::Failed(e)) => MemberExit::Failed(watch.clone(), e.clone()),
+                (_, Exit::Cancelled(_)) => MemberExit::Cancelled,
                 _ => MemberExit::Completed,
             };
-            group.member_exited(header.info.id(), exit);
+            group.member_exited(header.info.id(), member_exit);
         }
         // SAFETY: rule 2: this thread still holds `RUNNING`.
         self.stage
-            .with_mut(|stage| unsafe { *stage = Stage::Finished(result, watch) });
+            .with_mut(|stage| unsafe { *stage = Stage::Finished(exit, watch) });
         let before = header.state.transition_to_complete();
         if before.has_handle() {
             header.wake_join_waiter();
@@ -255,11 +268,17 @@ where
         // the handle's alone.
         let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
         match stage {
-            Stage::Finished(result, watch) => {
+            Stage::Finished(exit, watch) => {
                 if let Some(watch) = watch {
                     watch.observe();
                 }
-                Poll::Ready(result)
+                Poll::Ready(match exit {
+                    Exit::Value(value) => Ok(value),
+                    Exit::Failed(e) => Err(e),
+                    Exit::Cancelled(reason) => {
+                        Err(TaskError::cancelled(header.info.clone(), reason))
+                    }
+                })
             }
             _ => panic!("a warden JoinHandle was polled after it had returned its result"),
         }
@@ -332,23 +351,19 @@ unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
 }
 
 /// Tells the outcome hook and the tracer how a task ended.
-fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, result: &Result<T, TaskError>) {
+fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, exit: &Exit<T>) {
     if let Some(tracer) = &owner.tracer {
-        match result {
-            Ok(_) => {}
-            Err(e) => match e.cancel_reason() {
-                Some(reason) => tracer.cancelled(info, reason),
-                None => tracer.failed(e),
-            },
+        match exit {
+            Exit::Value(_) => {}
+            Exit::Cancelled(reason) => tracer.cancelled(info, reason),
+            Exit::Failed(e) => tracer.failed(e),
         }
     }
     if let Some(hook) = &owner.on_exit {
-        let exit = match result {
-            Ok(_) => TaskExit::Completed,
-            Err(e) => match e.cancel_reason() {
-                Some(reason) => TaskExit::Cancelled(reason),
-                None => TaskExit::Failed(e),
-            },
+        let exit = match exit {
+            Exit::Value(_) => TaskExit::Completed,
+            Exit::Cancelled(reason) => TaskExit::Cancelled(reason),
+            Exit::Failed(e) => TaskExit::Failed(e),
         };
         if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, &exit)) {
             log::error!(

@@ -46,8 +46,8 @@
 //!    comes second learns that the other has happened: if the handle is dropped after
 //!    completion, the handle drops the result; if completion comes after the handle was
 //!    dropped, the completing thread drops it.
-//! 4. **The cancel reason** is a `OnceLock`, written before `CANCELLED` is set; the first
-//!    reason wins.
+//! 4. **The cancel reason** is a set-once slot (`CancelSlot`, one word), written before
+//!    `CANCELLED` is set; the first reason wins.
 //! 5. **The join waker** sits behind a mutex. The handle stores its waker, then re-checks
 //!    `COMPLETE`; the completing thread sets `COMPLETE`, then takes the waker. Either the
 //!    handle sees `COMPLETE` or the completer sees the waker: no lost wake-up.
@@ -228,7 +228,7 @@ where
         Err(_closed) => {
             // The executor has shut down: the task never runs. Run it once here so that the
             // normal cancel path drops the future and resolves the handle.
-            let _ = header.cancel_reason.set(Box::new(CancelReason::Shutdown));
+            header.cancel_reason.set(CancelReason::Shutdown);
             let _ = header.state.transition_to_cancel_requested();
             let requeue = task_ref.run();
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
@@ -264,7 +264,7 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
     if header.state.load().is_complete() {
         return;
     }
-    let _ = header.cancel_reason.set(Box::new(reason));
+    header.cancel_reason.set(reason);
     if header.state.transition_to_cancel_requested() == state::Notified::Submit {
         header.trace_wake();
         header.scheduler.schedule(task.clone());
@@ -281,7 +281,7 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
         if header.state.load().is_complete() {
             continue;
         }
-        let _ = header.cancel_reason.set(Box::new(reason.clone()));
+        header.cancel_reason.set(reason.clone());
         if header.state.transition_to_cancel_requested() == state::Notified::Submit {
             to_queue.push(task);
         }
@@ -293,11 +293,12 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
     }
 }
 
-/// Wakes `task` as its waker would (transition 1).
-pub(crate) fn wake(task: &TaskRef) {
-    let header = task.header();
-    if header.state.transition_to_notified() == state::Notified::Submit {
-        header.trace_wake();
-        header.scheduler.schedule(task.clone());
+/// Transition 1, as a waker does it, without the queueing: returns the reference to
+/// queue if the task must be queued. For callers that wake many tasks under a lock and
+/// queue them (with `trace_wake` and `schedule`) after it.
+pub(crate) fn notify(task: &TaskRef) -> Option<TaskRef> {
+    match task.header().state.transition_to_notified() {
+        state::Notified::Submit => Some(task.clone()),
+        _ => None,
     }
 }
