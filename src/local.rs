@@ -64,7 +64,7 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
-use crate::task::{self, JoinHandle, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{self, JoinHandle, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
 use crate::time::Timers;
 
 /// How many tasks `block_on` runs before it looks at the root future again.
@@ -252,13 +252,14 @@ impl LocalExecutor {
     pub(crate) fn from_builder(builder: &Builder) -> LocalExecutor {
         crate::failure::install_panic_hook();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
+        let owner_token = context::thread_token();
         let shared = Arc::new(LocalShared {
-            owner: TaskOwner::new(builder, sink.clone()),
+            owner: TaskOwner::new(builder, sink.clone(), Placement::OwnerThread(owner_token)),
             ready: UnsafeCell::new(VecDeque::new()),
             remote: Mutex::new(VecDeque::new()),
             remote_queued: AtomicBool::new(false),
             thread: current(),
-            owner_token: context::thread_token(),
+            owner_token,
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
             shutdown_cause: OnceLock::new(),

@@ -18,7 +18,7 @@ use loom::thread;
 
 use crate::hook::{ErrorSink, HookFn};
 use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::task::{self, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{self, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
 use crate::{Backtraces, Builder, CancelReason, UnhandledPolicy};
 
 /// A scheduler with one plain queue: any thread may pop and run.
@@ -41,7 +41,8 @@ fn test_sched(hook: Option<Arc<HookFn>>) -> Arc<TestSched> {
     let builder = Builder::new().backtraces(Backtraces::Off);
     let sink = Arc::new(ErrorSink::new(hook, UnhandledPolicy::Continue));
     Arc::new(TestSched {
-        owner: TaskOwner::new(&builder, sink),
+        // Two shards: tasks land in both, by id.
+        owner: TaskOwner::new(&builder, sink, Placement::Shards(2)),
         queue: Mutex::new(VecDeque::new()),
     })
 }

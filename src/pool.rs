@@ -85,7 +85,7 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
-use crate::task::{self, JoinHandle, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{self, JoinHandle, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
 use crate::time::Timers;
 
 /// A worker looks at the injector before its own deque once every this many pops.
@@ -552,7 +552,13 @@ impl Executor {
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let (timer_wake, timer_rx) = crossbeam_channel::bounded(1);
         let shared = Arc::new(PoolShared {
-            owner: TaskOwner::new(builder, sink.clone()),
+            // About four registry shards per worker: two workers ending tasks at the same
+            // moment rarely need the same lock.
+            owner: TaskOwner::new(
+                builder,
+                sink.clone(),
+                Placement::Shards((4 * n).next_power_of_two().min(64)),
+            ),
             injector: Injector::new(),
             stealers,
             idle: IdleWorkers::new(n),

@@ -4,8 +4,14 @@
 //! completed, so that shutdown can find (and cancel) tasks that sit idle waiting for a
 //! waker nobody will ever fire; it counts tasks for [`Metrics`](crate::Metrics); and it
 //! holds the error sink and backtrace setting that the harness needs when a task fails.
+//!
+//! Registering and forgetting a task happen once each per task, so they are on the spawn
+//! path of every benchmark. Where the registry lives is the executor's choice
+//! ([`Placement`]): a `LocalExecutor` keeps the tasks spawned on its own thread in a slab
+//! that only that thread touches (no lock at all), and a pool spreads its tasks over
+//! several locked shards by task id, so its workers seldom meet on one lock.
 
-use crate::loom::{Arc, Mutex, MutexGuard, Ordering};
+use crate::loom::{Arc, AtomicBool, Mutex, MutexGuard, Ordering, UnsafeCell};
 
 use super::TaskRef;
 use crate::Backtraces;
@@ -17,9 +23,21 @@ use crate::trace::Tracer;
 #[derive(Debug)]
 pub(crate) struct Closed;
 
+/// Where an executor's tasks are registered.
+pub(crate) enum Placement {
+    /// A `LocalExecutor`: tasks spawned on its owner thread (the thread with this
+    /// [`thread_token`](crate::context::thread_token)) go to a registry only that thread
+    /// touches, with no lock; tasks spawned elsewhere through a `Handle` go to one locked
+    /// shard.
+    OwnerThread(u64),
+    /// A pool: every task goes to one of this many locked shards, chosen by task id, so
+    /// that workers ending different tasks rarely wait for the same lock.
+    Shards(usize),
+}
+
 /// Live tasks, counters, and where failures go.
 pub(crate) struct TaskOwner {
-    live: Mutex<Slab>,
+    registry: Registry,
     pub(crate) metrics: Counters,
     pub(crate) sink: Arc<ErrorSink>,
     pub(crate) backtraces: Backtraces,
@@ -29,7 +47,37 @@ pub(crate) struct TaskOwner {
     pub(crate) tracer: Option<Tracer>,
 }
 
-/// A vector with a free list: O(1) insert and remove by key.
+/// The live tasks: an owner-thread slab (local executors only) and locked shards.
+///
+/// A task's key (in its header's `owner_key`) says where it is: the low 8 bits name the
+/// shard, or [`OWNER_SLAB`], and the rest is its index there. `usize::MAX` means "never
+/// registered" (refused after shutdown).
+struct Registry {
+    owner_slab: Option<(u64, UnsafeCell<Slab>)>,
+    shards: Box<[Shard]>,
+    /// Set by `close`; read without a lock by owner-thread inserts and by `is_closed`.
+    closed: AtomicBool,
+}
+
+/// The tag of keys in the owner-thread slab.
+const OWNER_SLAB: usize = 0xFF;
+const TAG_BITS: u32 = 8;
+const UNREGISTERED: usize = usize::MAX;
+
+/// One locked slab, on a cache line of its own.
+#[repr(align(128))]
+struct Shard(Mutex<Slab>);
+
+// SAFETY: every field but `owner_slab`'s cell is `Send + Sync`. The cell is touched only on
+// the owner thread (`insert` checks the thread token; `remove` only for keys that
+// `insert` made there, and a local executor ends its tasks on that thread; `close` and
+// `live` are called by `LocalExecutor` methods, which run on that thread alone), so
+// sharing the registry never shares the cell.
+unsafe impl Send for Registry {}
+// SAFETY: as for `Send` above.
+unsafe impl Sync for Registry {}
+
+/// A vector with a free list: O(1) insert and remove by index.
 struct Slab {
     entries: Vec<Entry>,
     next_free: usize,
@@ -42,15 +90,106 @@ enum Entry {
     Vacant(usize),
 }
 
+impl Slab {
+    fn new() -> Slab {
+        Slab {
+            entries: Vec::new(),
+            next_free: 0,
+            len: 0,
+            closed: false,
+        }
+    }
+
+    fn insert(&mut self, task: TaskRef) -> usize {
+        let index = self.next_free;
+        if index == self.entries.len() {
+            self.entries.push(Entry::Occupied(task));
+            self.next_free = index + 1;
+        } else {
+            let Entry::Vacant(next) = self.entries[index] else {
+                unreachable!("free list points at an occupied entry")
+            };
+            self.entries[index] = Entry::Occupied(task);
+            self.next_free = next;
+        }
+        self.len += 1;
+        index
+    }
+
+    fn remove(&mut self, index: usize) -> Option<TaskRef> {
+        if index >= self.entries.len() {
+            return None;
+        }
+        let next_free = self.next_free;
+        match std::mem::replace(&mut self.entries[index], Entry::Vacant(next_free)) {
+            Entry::Occupied(task) => {
+                self.next_free = index;
+                self.len -= 1;
+                Some(task)
+            }
+            vacant => {
+                self.entries[index] = vacant;
+                None
+            }
+        }
+    }
+
+    /// Closes the slab and appends a reference to every live task to `out`.
+    fn close_into(&mut self, out: &mut Vec<TaskRef>) {
+        self.closed = true;
+        out.extend(self.entries.iter().filter_map(|e| match e {
+            Entry::Occupied(t) => Some(t.clone()),
+            Entry::Vacant(_) => None,
+        }));
+    }
+}
+
+impl Registry {
+    fn new(placement: Placement) -> Registry {
+        let (owner_slab, shards) = match placement {
+            Placement::OwnerThread(token) => (Some((token, UnsafeCell::new(Slab::new()))), 1),
+            Placement::Shards(n) => (None, n.clamp(1, OWNER_SLAB)),
+        };
+        Registry {
+            owner_slab,
+            shards: (0..shards)
+                .map(|_| Shard(Mutex::new(Slab::new())))
+                .collect(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f` on the owner-thread slab.
+    ///
+    /// # Safety
+    ///
+    /// The caller is on the owner thread (see the `Sync` impl), and `f` does not reach
+    /// this function again.
+    unsafe fn with_owner_slab<R>(&self, f: impl FnOnce(&mut Slab) -> R) -> Option<R> {
+        let (_, cell) = self.owner_slab.as_ref()?;
+        // SAFETY: the caller is on the owner thread, the only thread that touches the
+        // cell, and no call is nested in another: this is the only reference.
+        Some(cell.with_mut(|slab| f(unsafe { &mut *slab })))
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Slab> {
+        // The lock is never held while user code runs, so poisoning cannot happen; if it
+        // somehow did, the data is still consistent (every update is a single step).
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl TaskOwner {
-    pub(crate) fn new(builder: &crate::Builder, sink: Arc<ErrorSink>) -> TaskOwner {
+    pub(crate) fn new(
+        builder: &crate::Builder,
+        sink: Arc<ErrorSink>,
+        placement: Placement,
+    ) -> TaskOwner {
         TaskOwner {
-            live: Mutex::new(Slab {
-                entries: Vec::new(),
-                next_free: 0,
-                len: 0,
-                closed: false,
-            }),
+            registry: Registry::new(placement),
             metrics: Counters::new(),
             sink,
             backtraces: builder.backtraces,
@@ -59,31 +198,35 @@ impl TaskOwner {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slab> {
-        // The lock is never held while user code runs, so poisoning cannot happen; if it
-        // somehow did, the data is still consistent (every update is a single step).
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Registers a new task; fails once the owner is closed.
     pub(crate) fn insert(&self, task: &TaskRef) -> Result<(), Closed> {
-        let mut slab = self.lock();
+        let registry = &self.registry;
+        let header = task.header();
+        if let Some((token, _)) = &registry.owner_slab {
+            if *token == crate::context::thread_token() {
+                // The owner thread also does `close`, so this plain check cannot race it.
+                if registry.closed.load(Ordering::Relaxed) {
+                    return Err(Closed);
+                }
+                // SAFETY: on the owner thread (token checked), and `Slab::insert` does not
+                // come back here.
+                let index = unsafe { registry.with_owner_slab(|slab| slab.insert(task.clone())) }
+                    .expect("an owner token comes with an owner slab");
+                header
+                    .owner_key
+                    .store(index << TAG_BITS | OWNER_SLAB, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        let shard = header.info.id().as_u64() as usize % registry.shards.len();
+        let mut slab = registry.lock(shard);
         if slab.closed {
             return Err(Closed);
         }
-        let key = slab.next_free;
-        if key == slab.entries.len() {
-            slab.entries.push(Entry::Occupied(task.clone()));
-            slab.next_free = key + 1;
-        } else {
-            let Entry::Vacant(next) = slab.entries[key] else {
-                unreachable!("free list points at an occupied entry")
-            };
-            slab.entries[key] = Entry::Occupied(task.clone());
-            slab.next_free = next;
-        }
-        slab.len += 1;
-        task.header().owner_key.store(key, Ordering::Relaxed);
+        let index = slab.insert(task.clone());
+        header
+            .owner_key
+            .store(index << TAG_BITS | shard, Ordering::Relaxed);
         Ok(())
     }
 
@@ -91,44 +234,52 @@ impl TaskOwner {
     /// outside the lock.
     pub(crate) fn remove(&self, task: &super::Header) -> Option<TaskRef> {
         let key = task.owner_key.load(Ordering::Relaxed);
-        let mut slab = self.lock();
-        if key >= slab.entries.len() {
-            return None; // never registered: spawned after shutdown
+        if key == UNREGISTERED {
+            return None; // spawned after shutdown
         }
-        let next_free = slab.next_free;
-        match std::mem::replace(&mut slab.entries[key], Entry::Vacant(next_free)) {
-            Entry::Occupied(task) => {
-                slab.next_free = key;
-                slab.len -= 1;
-                Some(task)
-            }
-            vacant => {
-                slab.entries[key] = vacant;
-                None
-            }
+        let (index, shard) = (key >> TAG_BITS, key & OWNER_SLAB);
+        if shard == OWNER_SLAB {
+            // SAFETY: the key was made by an owner-thread insert, and a local executor
+            // runs (and so ends) its tasks on its owner thread: we are on it.
+            unsafe { self.registry.with_owner_slab(|slab| slab.remove(index)) }.flatten()
+        } else {
+            self.registry.lock(shard).remove(index)
         }
     }
 
     /// Refuses new tasks from now on and returns every live one, for cancellation.
+    ///
+    /// For a local executor, call it on the owner thread only.
     pub(crate) fn close(&self) -> Vec<TaskRef> {
-        let mut slab = self.lock();
-        slab.closed = true;
-        slab.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Occupied(t) => Some(t.clone()),
-                Entry::Vacant(_) => None,
-            })
-            .collect()
+        let registry = &self.registry;
+        registry.closed.store(true, Ordering::Relaxed);
+        let mut live = Vec::new();
+        // SAFETY: a local executor closes its owner from `LocalExecutor::shutdown`, on the
+        // owner thread; `close_into` does not come back here.
+        unsafe { registry.with_owner_slab(|slab| slab.close_into(&mut live)) };
+        // Shard by shard: an insert into a shard either comes before its close (and its
+        // task is returned) or after (and is refused).
+        for shard in 0..registry.shards.len() {
+            registry.lock(shard).close_into(&mut live);
+        }
+        live
     }
 
     /// `true` once [`close`](Self::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.registry.closed.load(Ordering::Relaxed)
     }
 
     /// How many tasks have not completed.
+    ///
+    /// For a local executor, call it on the owner thread only.
     pub(crate) fn live(&self) -> usize {
-        self.lock().len
+        let registry = &self.registry;
+        // SAFETY: as for `close`: only `LocalExecutor::shutdown` asks, on the owner thread.
+        let owned = unsafe { registry.with_owner_slab(|slab| slab.len) }.unwrap_or(0);
+        owned
+            + (0..registry.shards.len())
+                .map(|shard| registry.lock(shard).len)
+                .sum::<usize>()
     }
 }
