@@ -216,6 +216,25 @@ fn loom_group_cancel_vs_poll() {
     });
 }
 
+/// Members ending (on the executor's thread) vs `join` polled on another thread: the
+/// member that ends last finds the join waker, or `join` sees no member left; either way
+/// `join` returns, and it counts the cancelled member.
+#[test]
+fn loom_group_member_exit_vs_join() {
+    loom::model(|| {
+        let ex = Builder::new().backtraces(Backtraces::Off).build_local();
+        let group = ex.group();
+        group.spawn(async {}).detach();
+        let pending = group.spawn(std::future::pending::<()>());
+        pending.cancel();
+        let joiner = thread::spawn(move || block_on(group.join()));
+        ex.run_until_idle();
+        let report = joiner.join().unwrap();
+        assert_eq!(report.unwrap_err().cancelled(), 1);
+        drop(pending);
+    });
+}
+
 /// Polls `future` on this model thread, parking between polls.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct Unpark(loom::thread::Thread);
