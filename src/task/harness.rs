@@ -237,7 +237,11 @@ where
             .with_mut(|stage| unsafe { *stage = Stage::Finished(exit, watch) });
         let before = header.state.transition_to_complete();
         if before.has_handle() {
-            header.wake_join_waiter();
+            // Rule 5: the handle sets `JOIN_WAKER` after storing its waker, so a waker
+            // stored before our transition is announced in `before`.
+            if before.has_join_waker() {
+                header.wake_join_waiter();
+            }
         } else {
             // SAFETY: rule 3: the handle was dropped before transition 6, so the result is
             // ours, and nobody else will touch the stage again.
@@ -251,7 +255,8 @@ where
     /// For the handle: the result, once complete. The caller owns `HANDLE`.
     pub(super) fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
         let header = &self.header;
-        if !header.state.load().is_complete() {
+        let state = header.state.load();
+        if !state.is_complete() {
             {
                 let mut slot = header.join_waker.lock().unwrap_or_else(|e| e.into_inner());
                 match &*slot {
@@ -259,8 +264,15 @@ where
                     _ => *slot = Some(cx.waker().clone()),
                 }
             }
-            // Rule 5: re-check after storing the waker.
-            if !header.state.load().is_complete() {
+            // Rule 5: announce the waker (once), re-checking in the same operation. Once
+            // announced, the slot's lock orders a later store against the completer's
+            // take, and a plain re-check suffices.
+            let now = if state.has_join_waker() {
+                header.state.load()
+            } else {
+                header.state.set_join_waker()
+            };
+            if !now.is_complete() {
                 return Poll::Pending;
             }
         }
@@ -289,13 +301,15 @@ where
         let before = self.header.state.drop_handle();
         // A waker the handle left behind belongs to whoever awaited it; it may be that very
         // task, or one that this task awaits, and keeping it here would keep both alive.
-        let waker = self
-            .header
-            .join_waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(waker);
+        if before.has_join_waker() {
+            let waker = self
+                .header
+                .join_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            drop(waker);
+        }
         if before.is_complete() {
             // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result
             // is ours; after this, nobody touches the stage.

@@ -48,9 +48,13 @@
 //!    dropped, the completing thread drops it.
 //! 4. **The cancel reason** is a set-once slot (`CancelSlot`, one word), written before
 //!    `CANCELLED` is set; the first reason wins.
-//! 5. **The join waker** sits behind a mutex. The handle stores its waker, then re-checks
-//!    `COMPLETE`; the completing thread sets `COMPLETE`, then takes the waker. Either the
-//!    handle sees `COMPLETE` or the completer sees the waker: no lost wake-up.
+//! 5. **The join waker** sits behind a mutex. The handle stores its waker, then sets the
+//!    `JOIN_WAKER` bit, an atomic operation on the state word that also re-checks
+//!    `COMPLETE`; the completing thread sets `COMPLETE`, and takes the waker if
+//!    `JOIN_WAKER` was set before. Both are operations on one word, so one of them comes
+//!    second and sees the other: either the handle sees `COMPLETE` or the completer sees
+//!    the waker, and no wake-up is lost. A handle that never had to wait (the task was done
+//!    when it looked) never sets the bit, and nobody locks the slot.
 //!
 //! # Safety
 //!

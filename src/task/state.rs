@@ -29,6 +29,12 @@ pub(crate) const CANCELLED: usize = 1 << 3;
 /// second owns the result (rule 3).
 pub(crate) const HANDLE: usize = 1 << 4;
 
+/// The handle has stored a waker in the header's `join_waker` slot (at some point; the
+/// slot may be empty again). Set by the handle after storing, never cleared: whoever
+/// completes the task, or drops the handle, locks the slot only if this bit is set, so a
+/// handle that never waited costs no lock at all (rule 5).
+pub(crate) const JOIN_WAKER: usize = 1 << 5;
+
 /// A freshly spawned task: queued, with a handle.
 const INITIAL: usize = SCHEDULED | HANDLE;
 
@@ -57,6 +63,9 @@ impl Snapshot {
     pub(crate) fn has_handle(self) -> bool {
         self.0 & HANDLE != 0
     }
+    pub(crate) fn has_join_waker(self) -> bool {
+        self.0 & JOIN_WAKER != 0
+    }
 }
 
 impl fmt::Debug for Snapshot {
@@ -67,6 +76,7 @@ impl fmt::Debug for Snapshot {
             .field("complete", &self.is_complete())
             .field("cancelled", &self.is_cancelled())
             .field("handle", &self.has_handle())
+            .field("join_waker", &self.has_join_waker())
             .finish()
     }
 }
@@ -213,6 +223,13 @@ impl State {
             (Some((s.0 & !(RUNNING | SCHEDULED)) | COMPLETE), ())
         })
         .0
+    }
+
+    /// The handle stored a waker: sets [`JOIN_WAKER`]. Returns the state before; if it was
+    /// [`COMPLETE`], the completer may have missed the waker, and the handle must not
+    /// wait for it (rule 5).
+    pub(crate) fn set_join_waker(&self) -> Snapshot {
+        Snapshot(self.word.fetch_or(JOIN_WAKER, AcqRel))
     }
 
     /// Transition 7: the handle is dropped or detached. Returns the state before: if it was
