@@ -246,7 +246,7 @@ where
             // SAFETY: rule 3: the handle was dropped before transition 6, so the result is
             // ours, and nobody else will touch the stage again.
             let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
-            drop_logged(stage, &header.info, "output");
+            drop_unread(stage, &header.info);
         }
         let registered = owner.remove(header);
         drop(registered);
@@ -314,7 +314,7 @@ where
             // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result
             // is ours; after this, nobody touches the stage.
             let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
-            drop_logged(stage, &self.header.info, "output");
+            drop_unread(stage, &self.header.info);
         }
     }
 }
@@ -362,6 +362,15 @@ where
 unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
     // SAFETY: the caller guarantees a valid pointer with exclusive access.
     unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
+}
+
+/// Drops a result nobody will read, catching a panic from its destructor. A value whose
+/// type has no destructor at all (`()`, numbers) skips the guard: dropping it runs no code.
+fn drop_unread<F, T>(stage: Stage<F, T>, info: &TaskInfo) {
+    if !std::mem::needs_drop::<T>() && matches!(stage, Stage::Finished(Exit::Value(_), None)) {
+        return;
+    }
+    drop_logged(stage, info, "output");
 }
 
 /// Tells the outcome hook and the tracer how a task ended.
