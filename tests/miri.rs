@@ -162,3 +162,39 @@ fn pool_wakes_across_threads() {
     });
     assert_eq!(counter.load(Ordering::SeqCst), 8);
 }
+
+/// The cancel slot boxes reasons that carry data, and frees the box with the task; a
+/// second reason loses and its box is freed at once.
+#[test]
+fn cancel_reasons_with_data_are_kept_and_freed() {
+    let ex = local();
+    let h = ex.spawn(std::future::pending::<()>());
+    h.cancel_with("first");
+    h.cancel_with("second");
+    h.cancel();
+    let err = ex.block_on(h).unwrap_err();
+    assert_eq!(
+        err.cancel_reason(),
+        Some(&CancelReason::Explicit(Some("first".into())))
+    );
+}
+
+/// Spawns and wakes from another thread go through the local executor's remote queue and a
+/// locked registry shard; the owner thread's own spawns use its unlocked queue and slab.
+#[test]
+fn local_executor_fed_from_another_thread() {
+    let ex = local();
+    let handle = ex.handle();
+    let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+    let waiter = ex.spawn(async move { rx.await.unwrap() });
+    ex.run_until_idle();
+    let remote = std::thread::spawn(move || {
+        tx.send(6).unwrap();
+        handle.spawn(async { 7 })
+    })
+    .join()
+    .unwrap();
+    let product = ex.block_on(async move { waiter.await.unwrap() * remote.await.unwrap() });
+    assert_eq!(product, 42);
+    assert_eq!(ex.metrics().live, 0);
+}
