@@ -817,91 +817,67 @@ mod loom_models {
     use super::IdleWorkers;
     use crate::loom::{Arc, AtomicUsize, Ordering};
 
-    /// Push vs a worker going to sleep: the worker is never left parked with work queued.
-    /// The queue is modelled as a count with release/acquire operations, as weak as
-    /// crossbeam's, so that only the protocol's fences can order the two sides. A lost
-    /// wake-up leaves the worker parked forever, which loom reports as a deadlock.
-    #[test]
-    fn loom_push_vs_worker_sleep() {
-        loom::model(|| {
-            let idle = Arc::new(IdleWorkers::new(1));
-            let queued = Arc::new(AtomicUsize::new(0));
-            let worker = {
-                let (idle, queued) = (idle.clone(), queued.clone());
-                loom::thread::spawn(move || {
-                    loop {
-                        let n = queued.load(Ordering::Acquire);
-                        if n > 0 {
-                            queued.fetch_sub(1, Ordering::AcqRel);
-                            return;
+    /// `pushes` pushes from this thread, each followed by the pusher's half of the
+    /// protocol, and one worker that must run them all. The queue is modelled as a count
+    /// with release/acquire operations, as weak as crossbeam's, so that only the protocol's
+    /// fences can order the two sides. A lost wake-up leaves the worker parked forever,
+    /// which loom reports as a deadlock.
+    fn pushes_reach_the_worker(pushes: usize) {
+        let idle = Arc::new(IdleWorkers::new(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker = {
+            let (idle, queued) = (idle.clone(), queued.clone());
+            loom::thread::spawn(move || {
+                let mut ran = 0;
+                let mut searching = false;
+                while ran < pushes {
+                    if queued.load(Ordering::Acquire) > 0 {
+                        queued.fetch_sub(1, Ordering::AcqRel);
+                        ran += 1;
+                        if searching {
+                            searching = false;
+                            // One worker: nobody else to notify, but the count must come
+                            // back to zero.
+                            idle.end_search();
                         }
-                        idle.sleep(
-                            0,
-                            false,
-                            || queued.load(Ordering::Acquire) > 0,
-                            loom::thread::park,
-                        );
+                        continue;
                     }
-                })
-            };
-            let worker_thread = worker.thread().clone();
+                    searching = idle.sleep(
+                        0,
+                        searching,
+                        || queued.load(Ordering::Acquire) > 0,
+                        loom::thread::park,
+                    );
+                }
+                if searching {
+                    idle.end_search();
+                }
+            })
+        };
+        let worker_thread = worker.thread().clone();
+        for _ in 0..pushes {
             queued.fetch_add(1, Ordering::Release);
             if idle.take_one() == Some(0) {
                 worker_thread.unpark();
             }
-            worker.join().unwrap();
-            assert_eq!(idle.len(), 0);
-        });
+        }
+        worker.join().unwrap();
+        assert_eq!(idle.len(), 0);
+        assert_eq!(idle.searching.load(Ordering::SeqCst), 0);
     }
 
-    /// Two pushes, one worker: the second push finds the worker woken by the first still
-    /// searching and wakes nobody. The worker must still run both: it either sees the
-    /// second task before it sleeps again, or its pre-sleep look (after it stops
-    /// searching) does. A lost task leaves it parked forever: a deadlock for loom.
+    /// Push vs a worker going to sleep: the worker is never left parked with work queued.
+    #[test]
+    fn loom_push_vs_worker_sleep() {
+        loom::model(|| pushes_reach_the_worker(1));
+    }
+
+    /// Two pushes, one worker: the second push may find the worker woken by the first
+    /// still searching and wake nobody. The worker must still run both: it either sees
+    /// the second task before it sleeps again, or its pre-sleep look (after it stops
+    /// searching) does.
     #[test]
     fn loom_push_skipped_while_a_worker_searches() {
-        loom::model(|| {
-            let idle = Arc::new(IdleWorkers::new(1));
-            let queued = Arc::new(AtomicUsize::new(0));
-            let worker = {
-                let (idle, queued) = (idle.clone(), queued.clone());
-                loom::thread::spawn(move || {
-                    let mut ran = 0;
-                    let mut searching = false;
-                    while ran < 2 {
-                        if queued.load(Ordering::Acquire) > 0 {
-                            queued.fetch_sub(1, Ordering::AcqRel);
-                            ran += 1;
-                            if searching {
-                                searching = false;
-                                // One worker: nobody else to notify, but the count
-                                // must come back to zero.
-                                idle.end_search();
-                            }
-                            continue;
-                        }
-                        searching = idle.sleep(
-                            0,
-                            searching,
-                            || queued.load(Ordering::Acquire) > 0,
-                            loom::thread::park,
-                        );
-                    }
-                    if searching {
-                        idle.end_search();
-                    }
-                })
-            };
-            let worker_thread = worker.thread().clone();
-            for _ in 0..2 {
-                queued.fetch_add(1, Ordering::Release);
-                if idle.take_one() == Some(0) {
-                    worker_thread.unpark();
-                }
-            }
-            worker.join().unwrap();
-            assert_eq!(idle.len(), 0);
-            assert_eq!(idle.searching.load(Ordering::SeqCst), 0);
-        });
+        loom::model(|| pushes_reach_the_worker(2));
     }
 }
