@@ -47,13 +47,17 @@ pub struct Metrics {
     pub live: u64,
 }
 
-/// How many slots the counters are spread over.
-const SHARDS: usize = 8;
+/// How many slots have a single writer: the first this many threads alive at once each own
+/// one (see [`Lease`]).
+const OWNED_SLOTS: usize = 16;
+
+/// The slot that threads without one of their own share (with atomic read-modify-writes).
+const SHARED_SLOT: usize = OWNED_SLOTS;
 
 /// One slot of counters, on a cache line of its own.
 #[derive(Debug)]
-#[repr(align(128))]
-struct Shard {
+#[repr(align(64))]
+struct Slot {
     spawned: AtomicU64,
     completed: AtomicU64,
     panicked: AtomicU64,
@@ -62,32 +66,72 @@ struct Shard {
     polls: AtomicU64,
 }
 
-crate::loom::thread_local! {
-    /// This thread's counter slot (`usize::MAX` until first used).
-    static SHARD: Cell<usize> = Cell::new(usize::MAX);
-}
+/// This thread's claim on one of the [`OWNED_SLOTS`] slot numbers, given back when the
+/// thread ends (its thread-local is destroyed), so that a later thread can own it.
+///
+/// A slot number names the same slot in every executor's [`Counters`]; while a thread
+/// holds the lease, no other thread writes to that slot anywhere. That is what lets
+/// [`Counters::bump`] count with a plain load and store instead of a locked
+/// read-modify-write: an uncontended `lock add` is still the costliest instruction on the
+/// spawn path, and a task pays three of them (spawned, polled, ended).
+struct Lease(Cell<usize>);
 
-/// The slot this thread counts in. Threads take slots round-robin, so the workers of a
-/// pool each bump a cache line of their own instead of fighting over one: with one shared
-/// line, two workers yielding in a loop spent about a third of their time on the poll
-/// counter alone.
-fn shard() -> usize {
-    static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
-    SHARD
-        .try_with(|slot| {
-            if slot.get() == usize::MAX {
-                slot.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS);
+/// A lease not taken yet.
+const UNSET: usize = usize::MAX;
+
+/// Slot numbers free for a new lease.
+static FREE_SLOTS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+/// Slot numbers never leased yet: `0..NEVER_LEASED` have been handed out.
+static NEVER_LEASED: StdAtomicUsize = StdAtomicUsize::new(0);
+
+impl Lease {
+    /// This thread's slot number, leased on first use.
+    fn slot(&self) -> usize {
+        match self.0.get() {
+            UNSET => {
+                let reused = FREE_SLOTS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let slot = reused.unwrap_or_else(|| {
+                    let next = NEVER_LEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    next.min(SHARED_SLOT)
+                });
+                self.0.set(slot);
+                slot
             }
-            slot.get()
-        })
-        .unwrap_or(0)
+            slot => slot,
+        }
+    }
 }
 
-/// The atomic counters behind [`Metrics`], spread over per-thread slots and summed by
-/// [`Counters::snapshot`].
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let slot = self.0.get();
+        if slot < SHARED_SLOT {
+            // The thread is ending and counts nothing more through this lease: a counter
+            // bumped later, from another thread-local's destructor, finds `LEASE` gone and
+            // uses the shared slot.
+            FREE_SLOTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(slot);
+        }
+    }
+}
+
+crate::loom::thread_local! {
+    /// This thread's slot number.
+    static LEASE: Lease = Lease(Cell::new(UNSET));
+}
+
+/// The slot this thread counts in: its own, or the shared one.
+fn slot() -> usize {
+    LEASE.try_with(Lease::slot).unwrap_or(SHARED_SLOT)
+}
+
+/// The atomic counters behind [`Metrics`], one slot per thread that counts (and one shared),
+/// summed by [`Counters::snapshot`].
 #[derive(Debug)]
 pub(crate) struct Counters {
-    shards: [Shard; SHARDS],
+    slots: [Slot; OWNED_SLOTS + 1],
 }
 
 /// How a task ended, for counting.
@@ -102,7 +146,7 @@ pub(crate) enum Ending {
 impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
-            shards: std::array::from_fn(|_| Shard {
+            slots: std::array::from_fn(|_| Slot {
                 spawned: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
                 panicked: AtomicU64::new(0),
@@ -113,42 +157,52 @@ impl Counters {
         }
     }
 
-    fn mine(&self) -> &Shard {
-        &self.shards[shard()]
+    /// Adds one to `field` of this thread's slot. Release: a snapshot that reads the new
+    /// value (acquire) also sees everything this thread did before, such as counting the
+    /// spawn of the task whose end this is.
+    #[inline]
+    fn bump(&self, field: fn(&Slot) -> &AtomicU64) {
+        let index = slot();
+        let counter = field(&self.slots[index]);
+        if index == SHARED_SLOT {
+            counter.fetch_add(1, Release);
+        } else {
+            // This thread holds the lease on `index`: it is the only writer, so a load and
+            // a store cannot lose an update (readers only load).
+            counter.store(counter.load(Relaxed) + 1, Release);
+        }
     }
 
     pub(crate) fn spawned(&self) {
-        self.mine().spawned.fetch_add(1, SeqCst);
+        self.bump(|s| &s.spawned);
     }
 
     pub(crate) fn polled(&self) {
-        self.mine().polls.fetch_add(1, Relaxed);
+        self.bump(|s| &s.polls);
     }
 
     pub(crate) fn ended(&self, ending: Ending) {
-        let shard = self.mine();
-        let counter = match ending {
-            Ending::Completed => &shard.completed,
-            Ending::Panicked => &shard.panicked,
-            Ending::Errored => &shard.errored,
-            Ending::Cancelled => &shard.cancelled,
-        };
-        counter.fetch_add(1, SeqCst);
+        match ending {
+            Ending::Completed => self.bump(|s| &s.completed),
+            Ending::Panicked => self.bump(|s| &s.panicked),
+            Ending::Errored => self.bump(|s| &s.errored),
+            Ending::Cancelled => self.bump(|s| &s.cancelled),
+        }
     }
 
     /// Reads every slot's endings first, then every slot's `spawned`: a task counted as
     /// ended was counted as spawned before it (its spawn happened before its end, and the
-    /// `SeqCst` read of the end makes the earlier increment visible to the later reads), so
+    /// acquire read of the end makes the earlier increment visible to the later reads), so
     /// `live` never goes negative and the counters add up.
     pub(crate) fn snapshot(&self) -> Metrics {
-        let sum = |field: fn(&Shard) -> &AtomicU64, order| -> u64 {
-            self.shards.iter().map(|s| field(s).load(order)).sum()
+        let sum = |field: fn(&Slot) -> &AtomicU64, order| -> u64 {
+            self.slots.iter().map(|s| field(s).load(order)).sum()
         };
-        let completed = sum(|s| &s.completed, SeqCst);
-        let panicked = sum(|s| &s.panicked, SeqCst);
-        let errored = sum(|s| &s.errored, SeqCst);
-        let cancelled = sum(|s| &s.cancelled, SeqCst);
-        let spawned = sum(|s| &s.spawned, SeqCst);
+        let completed = sum(|s| &s.completed, Acquire);
+        let panicked = sum(|s| &s.panicked, Acquire);
+        let errored = sum(|s| &s.errored, Acquire);
+        let cancelled = sum(|s| &s.cancelled, Acquire);
+        let spawned = sum(|s| &s.spawned, Acquire);
         Metrics {
             spawned,
             completed,

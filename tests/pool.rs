@@ -1045,3 +1045,46 @@ fn shutdown_from_inside_a_task_returns_at_once_and_drop_joins() {
         drop(ex);
     });
 }
+
+/// Counters are kept per thread, in slots that a thread leases and gives back when it ends:
+/// 60 short-lived threads (more than there are slots), 4 alive at a time, each spawning
+/// onto the pool and onto a local executor, leave every counter exact.
+#[test]
+fn metrics_stay_exact_across_many_short_lived_threads() {
+    within(60, "short-lived spawners", || {
+        let ex = pool("lease");
+        let local = warden::LocalExecutor::new();
+        let (pool_handle, local_handle) = (ex.handle(), local.handle());
+        let mut handles = Vec::new();
+        for _ in 0..15 {
+            let spawners: Vec<_> = (0..4)
+                .map(|_| {
+                    let (p, l) = (pool_handle.clone(), local_handle.clone());
+                    thread::spawn(move || {
+                        let on_pool: Vec<_> = (0..25).map(|i| p.spawn(async move { i })).collect();
+                        let on_local: Vec<_> = (0..25).map(|i| l.spawn(async move { i })).collect();
+                        (on_pool, on_local)
+                    })
+                })
+                .collect();
+            for spawner in spawners {
+                handles.push(spawner.join().unwrap());
+            }
+        }
+        let mut sum = 0;
+        for (on_pool, on_local) in handles {
+            for h in on_pool {
+                sum += ex.block_on(h).unwrap();
+            }
+            for h in on_local {
+                sum += local.block_on(h).unwrap();
+            }
+        }
+        assert_eq!(sum, 60 * 2 * (0..25).sum::<i32>());
+        for m in [ex.metrics(), local.metrics()] {
+            assert_eq!((m.spawned, m.completed, m.live), (1500, 1500, 0), "{m:?}");
+            assert_eq!(m.polls, 1500, "{m:?}");
+            assert_adds_up(&m);
+        }
+    });
+}
