@@ -121,11 +121,10 @@ impl GroupInner {
             )
         };
         // Every member was spawned through `self.handle`, so that is their scheduler.
-        let scheduler = self.handle.schedule_ref();
-        for member in to_queue {
+        for member in &to_queue {
             member.header().trace_wake();
-            scheduler.schedule(member);
         }
+        self.handle.schedule_ref().schedule_all(to_queue);
         for child in children.iter().filter_map(Weak::upgrade) {
             child.cancel(CancelReason::ParentCancelled);
         }

@@ -108,6 +108,15 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// Puts a notified task on a run queue. Called from any thread, by wakers.
     fn schedule(&self, task: TaskRef);
 
+    /// Puts many notified tasks on run queues (a group cancelling its members). An
+    /// executor may do this more cheaply than one `schedule` each: one wake-up of an idle
+    /// thread for the lot, say.
+    fn schedule_all(&self, tasks: Vec<TaskRef>) {
+        for task in tasks {
+            self.schedule(task);
+        }
+    }
+
     /// The executor's registry of live tasks, counters and error sink.
     fn owner(&self) -> &TaskOwner;
 }
