@@ -85,26 +85,23 @@ static FREE_SLOTS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new
 static NEVER_LEASED: StdAtomicUsize = StdAtomicUsize::new(0);
 
 impl Lease {
-    /// This thread's slot number, leased on first use.
-    fn slot(&self) -> usize {
-        match self.0.get() {
-            UNSET => {
-                let reused = FREE_SLOTS.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                let slot = reused.unwrap_or_else(|| {
-                    let next = NEVER_LEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    next.min(SHARED_SLOT)
-                });
-                self.0.set(slot);
-                slot
-            }
-            slot => slot,
-        }
+    /// Leases a slot number for this thread.
+    fn take(&self) -> usize {
+        let reused = FREE_SLOTS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let slot = reused.unwrap_or_else(|| {
+            let next = NEVER_LEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            next.min(SHARED_SLOT)
+        });
+        self.0.set(slot);
+        slot
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         let slot = self.0.get();
+        // From now on this thread counts in the shared slot.
+        let _ = SLOT.try_with(|s| s.set(SHARED_SLOT));
         if slot < SHARED_SLOT {
             // The thread is ending and counts nothing more through this lease: a counter
             // bumped later, from another thread-local's destructor, finds `LEASE` gone and
@@ -118,13 +115,29 @@ impl Drop for Lease {
 }
 
 crate::loom::thread_local! {
-    /// This thread's slot number.
+    /// The slot this thread counts in (`UNSET` until its first count). A plain cell with
+    /// no destructor, so reading it is a single load.
+    static SLOT: Cell<usize> = Cell::new(UNSET);
+    /// The lease behind `SLOT`, whose destructor gives the slot number back.
     static LEASE: Lease = Lease(Cell::new(UNSET));
 }
 
 /// The slot this thread counts in: its own, or the shared one.
+#[inline]
 fn slot() -> usize {
-    LEASE.try_with(Lease::slot).unwrap_or(SHARED_SLOT)
+    match SLOT.try_with(Cell::get).unwrap_or(SHARED_SLOT) {
+        UNSET => first_slot(),
+        slot => slot,
+    }
+}
+
+/// The first count on this thread: take a lease (the shared slot if the lease's
+/// thread-local is already gone, during thread exit).
+#[cold]
+fn first_slot() -> usize {
+    let slot = LEASE.try_with(Lease::take).unwrap_or(SHARED_SLOT);
+    let _ = SLOT.try_with(|s| s.set(slot));
+    slot
 }
 
 /// The atomic counters behind [`Metrics`], one slot per thread that counts (and one shared),
