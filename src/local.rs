@@ -424,7 +424,9 @@ impl LocalExecutor {
             match self.shared.pop() {
                 Some(task) => {
                     if let Some(again) = task.run() {
-                        self.shared.schedule(again);
+                        // Woken during its own poll: back of the line. This is the owner
+                        // thread, so straight onto the ready queue.
+                        self.shared.with_ready(|ready| ready.push_back(again));
                     }
                     ran += 1;
                 }
