@@ -173,8 +173,8 @@ impl Counters {
     /// Adds one to `field` of this thread's slot. Release: a snapshot that reads the new
     /// value (acquire) also sees everything this thread did before, such as counting the
     /// spawn of the task whose end this is.
-    #[inline]
-    fn bump(&self, field: fn(&Slot) -> &AtomicU64) {
+    #[inline(always)]
+    fn bump(&self, field: impl FnOnce(&Slot) -> &AtomicU64) {
         let index = slot();
         let counter = field(&self.slots[index]);
         if index == SHARED_SLOT {

@@ -364,13 +364,15 @@ unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
     unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
 }
 
-/// Drops a result nobody will read, catching a panic from its destructor. A value whose
-/// type has no destructor at all (`()`, numbers) skips the guard: dropping it runs no code.
+/// Drops a result nobody will read, catching a panic from its destructor. Two cases need
+/// no guard, because dropping them runs no user code: a value whose type has no
+/// destructor at all (`()`, numbers), and a cancellation (a `CancelReason`).
 fn drop_unread<F, T>(stage: Stage<F, T>, info: &TaskInfo) {
-    if !std::mem::needs_drop::<T>() && matches!(stage, Stage::Finished(Exit::Value(_), None)) {
-        return;
+    match stage {
+        Stage::Finished(Exit::Value(_), None) if !std::mem::needs_drop::<T>() => {}
+        Stage::Finished(Exit::Cancelled(_), None) => {}
+        stage => drop_logged(stage, info, "output"),
     }
-    drop_logged(stage, info, "output");
 }
 
 /// Tells the outcome hook and the tracer how a task ended.
