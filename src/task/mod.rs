@@ -68,6 +68,7 @@ mod header;
 mod id;
 mod join;
 mod owner;
+pub(crate) mod slab;
 pub(crate) mod state;
 mod waker;
 

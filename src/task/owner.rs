@@ -14,6 +14,7 @@
 use crate::loom::{Arc, AtomicBool, Mutex, MutexGuard, Ordering, UnsafeCell};
 
 use super::TaskRef;
+use super::slab::Slab;
 use crate::Backtraces;
 use crate::hook::{ErrorSink, ExitHookFn};
 use crate::metrics::Counters;
@@ -53,7 +54,7 @@ pub(crate) struct TaskOwner {
 /// shard, or [`OWNER_SLAB`], and the rest is its index there. `usize::MAX` means "never
 /// registered" (refused after shutdown).
 struct Registry {
-    owner_slab: Option<(u64, UnsafeCell<Slab>)>,
+    owner_slab: Option<(u64, UnsafeCell<Live>)>,
     shards: Box<[Shard]>,
     /// Set by `close`; read without a lock by owner-thread inserts and by `is_closed`.
     closed: AtomicBool,
@@ -66,7 +67,7 @@ const UNREGISTERED: usize = usize::MAX;
 
 /// One locked slab, on a cache line of its own.
 #[repr(align(128))]
-struct Shard(Mutex<Slab>);
+struct Shard(Mutex<Live>);
 
 // SAFETY: every field but `owner_slab`'s cell is `Send + Sync`. The cell is touched only on
 // the owner thread (`insert` checks the thread token; `remove` only for keys that
@@ -77,83 +78,37 @@ unsafe impl Send for Registry {}
 // SAFETY: as for `Send` above.
 unsafe impl Sync for Registry {}
 
-/// A vector with a free list: O(1) insert and remove by index.
-struct Slab {
-    entries: Vec<Entry>,
-    next_free: usize,
-    len: usize,
+/// One slab of live tasks, and whether it still takes new ones.
+struct Live {
+    slab: Slab<TaskRef>,
     closed: bool,
 }
 
-enum Entry {
-    Occupied(TaskRef),
-    Vacant(usize),
-}
-
-impl Slab {
-    fn new() -> Slab {
-        Slab {
-            entries: Vec::new(),
-            next_free: 0,
-            len: 0,
+impl Live {
+    const fn new() -> Live {
+        Live {
+            slab: Slab::new(),
             closed: false,
-        }
-    }
-
-    fn insert(&mut self, task: TaskRef) -> usize {
-        let index = self.next_free;
-        if index == self.entries.len() {
-            self.entries.push(Entry::Occupied(task));
-            self.next_free = index + 1;
-        } else {
-            let Entry::Vacant(next) = self.entries[index] else {
-                unreachable!("free list points at an occupied entry")
-            };
-            self.entries[index] = Entry::Occupied(task);
-            self.next_free = next;
-        }
-        self.len += 1;
-        index
-    }
-
-    fn remove(&mut self, index: usize) -> Option<TaskRef> {
-        if index >= self.entries.len() {
-            return None;
-        }
-        let next_free = self.next_free;
-        match std::mem::replace(&mut self.entries[index], Entry::Vacant(next_free)) {
-            Entry::Occupied(task) => {
-                self.next_free = index;
-                self.len -= 1;
-                Some(task)
-            }
-            vacant => {
-                self.entries[index] = vacant;
-                None
-            }
         }
     }
 
     /// Closes the slab and appends a reference to every live task to `out`.
     fn close_into(&mut self, out: &mut Vec<TaskRef>) {
         self.closed = true;
-        out.extend(self.entries.iter().filter_map(|e| match e {
-            Entry::Occupied(t) => Some(t.clone()),
-            Entry::Vacant(_) => None,
-        }));
+        out.extend(self.slab.iter().cloned());
     }
 }
 
 impl Registry {
     fn new(placement: Placement) -> Registry {
         let (owner_slab, shards) = match placement {
-            Placement::OwnerThread(token) => (Some((token, UnsafeCell::new(Slab::new()))), 1),
+            Placement::OwnerThread(token) => (Some((token, UnsafeCell::new(Live::new()))), 1),
             Placement::Shards(n) => (None, n.clamp(1, OWNER_SLAB)),
         };
         Registry {
             owner_slab,
             shards: (0..shards)
-                .map(|_| Shard(Mutex::new(Slab::new())))
+                .map(|_| Shard(Mutex::new(Live::new())))
                 .collect(),
             closed: AtomicBool::new(false),
         }
@@ -165,14 +120,14 @@ impl Registry {
     ///
     /// The caller is on the owner thread (see the `Sync` impl), and `f` does not reach
     /// this function again.
-    unsafe fn with_owner_slab<R>(&self, f: impl FnOnce(&mut Slab) -> R) -> Option<R> {
+    unsafe fn with_owner_slab<R>(&self, f: impl FnOnce(&mut Live) -> R) -> Option<R> {
         let (_, cell) = self.owner_slab.as_ref()?;
         // SAFETY: the caller is on the owner thread, the only thread that touches the
         // cell, and no call is nested in another: this is the only reference.
         Some(cell.with_mut(|slab| f(unsafe { &mut *slab })))
     }
 
-    fn lock(&self, shard: usize) -> MutexGuard<'_, Slab> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Live> {
         // The lock is never held while user code runs, so poisoning cannot happen; if it
         // somehow did, the data is still consistent (every update is a single step).
         self.shards[shard]
@@ -210,8 +165,9 @@ impl TaskOwner {
                 }
                 // SAFETY: on the owner thread (token checked), and `Slab::insert` does not
                 // come back here.
-                let index = unsafe { registry.with_owner_slab(|slab| slab.insert(task.clone())) }
-                    .expect("an owner token comes with an owner slab");
+                let index =
+                    unsafe { registry.with_owner_slab(|live| live.slab.insert(task.clone())) }
+                        .expect("an owner token comes with an owner slab");
                 header
                     .owner_key
                     .store(index << TAG_BITS | OWNER_SLAB, Ordering::Relaxed);
@@ -219,11 +175,11 @@ impl TaskOwner {
             }
         }
         let shard = header.info.id().as_u64() as usize % registry.shards.len();
-        let mut slab = registry.lock(shard);
-        if slab.closed {
+        let mut live = registry.lock(shard);
+        if live.closed {
             return Err(Closed);
         }
-        let index = slab.insert(task.clone());
+        let index = live.slab.insert(task.clone());
         header
             .owner_key
             .store(index << TAG_BITS | shard, Ordering::Relaxed);
@@ -241,9 +197,13 @@ impl TaskOwner {
         if shard == OWNER_SLAB {
             // SAFETY: the key was made by an owner-thread insert, and a local executor
             // runs (and so ends) its tasks on its owner thread: we are on it.
-            unsafe { self.registry.with_owner_slab(|slab| slab.remove(index)) }.flatten()
+            unsafe {
+                self.registry
+                    .with_owner_slab(|live| live.slab.remove(index))
+            }
+            .flatten()
         } else {
-            self.registry.lock(shard).remove(index)
+            self.registry.lock(shard).slab.remove(index)
         }
     }
 
@@ -276,10 +236,10 @@ impl TaskOwner {
     pub(crate) fn live(&self) -> usize {
         let registry = &self.registry;
         // SAFETY: as for `close`: only `LocalExecutor::shutdown` asks, on the owner thread.
-        let owned = unsafe { registry.with_owner_slab(|slab| slab.len) }.unwrap_or(0);
+        let owned = unsafe { registry.with_owner_slab(|live| live.slab.len()) }.unwrap_or(0);
         owned
             + (0..registry.shards.len())
-                .map(|shard| registry.lock(shard).len)
+                .map(|shard| registry.lock(shard).slab.len())
                 .sum::<usize>()
     }
 }
