@@ -276,39 +276,14 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
         flavor: Flavor::Pool(shared.clone()),
     };
     let entered = context::enter(handle, "a worker thread");
-    let mut pops: u32 = 0;
-    let mut victim = index;
-    let mut lifo_streak: u32 = 0;
-    let mut searching = false;
-    loop {
-        pops = pops.wrapping_add(1);
-        if let Some(task) = find_task(&shared, pops, &mut victim, &mut lifo_streak) {
-            if searching {
-                searching = false;
-                if shared.idle.end_search() {
-                    shared.notify_one();
-                }
-            }
-            if let Some(again) = task.run() {
-                // Woken during its own poll: to the back of our deque, never the LIFO
-                // slot. No idle worker is woken: the number of runnable tasks did not
-                // grow, and this worker looks at its deque next.
-                LOCAL.with(|local| {
-                    let local = local.borrow();
-                    let own = local.as_ref().expect("worker thread without its deque");
-                    own.deque.push(again);
-                });
-            }
-            continue;
-        }
-        if shared.stopping.load(Ordering::SeqCst) {
-            if searching {
-                shared.idle.end_search();
-            }
-            break;
-        }
-        searching = park_worker(&shared, index, searching);
-    }
+    // The loop borrows the worker's own queues once, for its whole life, instead of looking
+    // them up in the thread-local on every turn. (Wakes during a poll still go through
+    // `LOCAL` in `schedule`; a shared borrow next to ours is fine.)
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let own = local.as_ref().expect("worker thread without its queues");
+        work(&shared, index, own);
+    });
     // Hand anything left in our deque to the injector for the thread that joins us.
     let local = LOCAL.with(|local| local.borrow_mut().take());
     if let Some(local) = local {
@@ -322,52 +297,82 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     drop(entered);
 }
 
+/// The worker's loop: find a task, run it, park when there is none, until the pool stops.
+fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
+    let mut pops: u32 = 0;
+    let mut victim = index;
+    let mut lifo_streak: u32 = 0;
+    let mut searching = false;
+    loop {
+        pops = pops.wrapping_add(1);
+        if let Some(task) = find_task(shared, own, pops, &mut victim, &mut lifo_streak) {
+            if searching {
+                searching = false;
+                if shared.idle.end_search() {
+                    shared.notify_one();
+                }
+            }
+            if let Some(again) = task.run() {
+                // Woken during its own poll: to the back of our deque, never the LIFO
+                // slot. No idle worker is woken: the number of runnable tasks did not
+                // grow, and this worker looks at its deque next.
+                own.deque.push(again);
+            }
+            continue;
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            if searching {
+                shared.idle.end_search();
+            }
+            return;
+        }
+        searching = park_worker(shared, own, index, searching);
+    }
+}
+
 /// LIFO slot, own deque, injector, then stealing; the injector first every
 /// `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times in a row.
 fn find_task(
     shared: &PoolShared,
+    local: &LocalQueue,
     pops: u32,
     victim: &mut usize,
     lifo_streak: &mut u32,
 ) -> Option<TaskRef> {
-    LOCAL.with(|local| {
-        let local = local.borrow();
-        let local = local.as_ref().expect("worker thread without its deque");
-        let own = &local.deque;
-        if pops % INJECTOR_INTERVAL == 0 {
-            if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
-                *lifo_streak = 0;
-                return Some(task);
-            }
-        }
-        if let Some(task) = local.lifo.take() {
-            if *lifo_streak < MAX_LIFO_STREAK {
-                *lifo_streak += 1;
-                return Some(task);
-            }
-            // Streak over: the slot's task waits its turn at the back of the deque. It is
-            // stealable there, so an idle worker may take it.
-            own.push(task);
-            shared.notify_one();
-        }
-        *lifo_streak = 0;
-        if let Some(task) = own.pop() {
-            return Some(task);
-        }
+    let own = &local.deque;
+    if pops % INJECTOR_INTERVAL == 0 {
         if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+            *lifo_streak = 0;
             return Some(task);
         }
-        let n = shared.stealers.len();
-        for i in 0..n {
-            let v = (*victim + i) % n;
-            if let Some(task) = steal_retrying(|| shared.stealers[v].steal_batch_and_pop(own)) {
-                *victim = v;
-                return Some(task);
-            }
+    }
+    if let Some(task) = local.lifo.take() {
+        if *lifo_streak < MAX_LIFO_STREAK {
+            *lifo_streak += 1;
+            return Some(task);
         }
-        *victim = (*victim + 1) % n.max(1);
-        None
-    })
+        // Streak over: the slot's task waits its turn at the back of the deque. It is
+        // stealable there, so an idle worker may take it.
+        own.push(task);
+        shared.notify_one();
+    }
+    *lifo_streak = 0;
+    if let Some(task) = own.pop() {
+        return Some(task);
+    }
+    if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+        return Some(task);
+    }
+    let n = shared.stealers.len();
+    for i in 0..n {
+        let v = (*victim + i) % n;
+        if let Some(task) = steal_retrying(|| shared.stealers[v].steal_batch_and_pop(own)) {
+            *victim = v;
+            return Some(task);
+        }
+    }
+    *victim = (*victim + 1) % n.max(1);
+    None
 }
 
 fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
@@ -382,19 +387,16 @@ fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> 
 
 /// Parks the worker unless there is work (the worker's half of the protocol). Returns
 /// whether the worker is searching now (see `IdleWorkers::sleep`).
-fn park_worker(shared: &PoolShared, index: usize, searching: bool) -> bool {
+fn park_worker(shared: &PoolShared, own: &LocalQueue, index: usize, searching: bool) -> bool {
     shared.idle.sleep(
         index,
         searching,
         || {
+            // The slot is empty here (`find_task` just took what it held), but parking
+            // must not depend on that: look anyway.
             shared.stopping.load(Ordering::SeqCst)
-                || LOCAL.with(|local| {
-                    let local = local.borrow();
-                    let local = local.as_ref().expect("worker thread without its deque");
-                    // The slot is empty here (`find_task` just took what it held), but
-                    // parking must not depend on that: look anyway.
-                    shared.has_visible_work(&local.deque) || !local.lifo_is_empty()
-                })
+                || shared.has_visible_work(&own.deque)
+                || !own.lifo_is_empty()
         },
         park,
     )
