@@ -120,10 +120,10 @@ impl GroupInner {
                 state.children.clone(),
             )
         };
-        // Every member was spawned through `self.handle`, so that is their scheduler.
         for member in &to_queue {
             member.header().trace_wake();
         }
+        // Every member was spawned through `self.handle`, so that is their scheduler.
         self.handle.schedule_ref().schedule_all(to_queue);
         for child in children.iter().filter_map(Weak::upgrade) {
             child.cancel(CancelReason::ParentCancelled);

@@ -74,6 +74,10 @@ struct Slot {
 /// [`Counters::bump`] count with a plain load and store instead of a locked
 /// read-modify-write: an uncontended `lock add` is still the costliest instruction on the
 /// spawn path, and a task pays three of them (spawned, polled, ended).
+///
+/// The lease keeps its own copy of the number (also in `SLOT`, for the fast read): the
+/// order in which a thread's thread-locals are destroyed is unspecified, and the number
+/// must be given back even if `SLOT` is gone first.
 struct Lease(Cell<usize>);
 
 /// A lease not taken yet.

@@ -184,10 +184,9 @@ impl Schedule for PoolShared {
         }
     }
 
-    /// All to the injector (a worker's LIFO slot holds one task, and its deque is for what
-    /// it woke itself), then one notification: the worker it wakes is searching, and when
-    /// it finds a task it wakes the next idle one (see "Parking"), so the batch spreads
-    /// over the workers without one fenced check per task.
+    /// All to the injector, then one notification: the worker it wakes is searching, and
+    /// when it finds a task it wakes the next idle one (see "Parking"), so the batch
+    /// spreads over the workers without one fenced check per task.
     fn schedule_all(&self, tasks: Vec<TaskRef>) {
         if tasks.is_empty() {
             return;

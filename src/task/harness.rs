@@ -302,13 +302,7 @@ where
         // A waker the handle left behind belongs to whoever awaited it; it may be that very
         // task, or one that this task awaits, and keeping it here would keep both alive.
         if before.has_join_waker() {
-            let waker = self
-                .header
-                .join_waker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            drop(waker);
+            drop(self.header.take_join_waker());
         }
         if before.is_complete() {
             // SAFETY: rule 3: `COMPLETE` was set before we cleared `HANDLE`, so the result

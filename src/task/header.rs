@@ -57,14 +57,17 @@ impl Header {
         }
     }
 
-    /// Takes the handle's waker, if one is waiting, and wakes it.
-    pub(crate) fn wake_join_waiter(&self) {
-        let waker = self
-            .join_waker
+    /// Takes the waker the handle left in the slot, if any.
+    pub(crate) fn take_join_waker(&self) -> Option<Waker> {
+        self.join_waker
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(waker) = waker {
+            .take()
+    }
+
+    /// Takes the handle's waker, if one is waiting, and wakes it.
+    pub(crate) fn wake_join_waiter(&self) {
+        if let Some(waker) = self.take_join_waker() {
             crate::failure::wake_guarded(waker);
         }
     }
