@@ -6,6 +6,7 @@
 //! cargo build --release --example hot_paths
 //! target/release/examples/hot_paths yield            # LocalExecutor
 //! target/release/examples/hot_paths yield --pool     # Executor, 2 workers
+//! target/release/examples/hot_paths yield --pool 4   # Executor, 4 workers
 //! valgrind --tool=callgrind target/release/examples/hot_paths chain
 //! callgrind_annotate callgrind.out.<pid> | head -40
 //! ```
@@ -14,7 +15,8 @@
 //! spawns awaited, per round), `chain` (1 000 tasks, each spawning the next), `yield` (200
 //! tasks x 1 000 yields), `ping` (1 000 pairs, one round trip each), `cancel` (10 000 pending
 //! tasks, each cancelled through its handle and awaited), `group-cancel` (10 000 pending
-//! group members, one `TaskGroup::cancel`: the printed time is the cancel and join only).
+//! group members, one `TaskGroup::cancel`: the printed time is the cancel and join only),
+//! `each-cancel` (the same 10 000 with handles, each cancelled and awaited: timed likewise).
 //! `tokio-spawn`, `tokio-chain` and `futures-chain` run the same shapes on tokio's
 //! `current_thread` runtime and on futures' `LocalPool`, to compare instruction counts.
 
@@ -141,6 +143,23 @@ fn warden_round(rt: &Runtime, workload: &str) -> Option<Duration> {
             }));
             return Some(start.elapsed());
         }
+        "each-cancel" => {
+            let handles: Vec<_> = (0..10_000)
+                .map(|_| h.spawn(std::future::pending::<()>()))
+                .collect();
+            rt.block_on(Box::pin(warden::yield_now()));
+            std::thread::sleep(Duration::from_millis(2));
+            let start = Instant::now();
+            for handle in &handles {
+                handle.cancel();
+            }
+            rt.block_on(Box::pin(async move {
+                for handle in handles {
+                    assert!(handle.await.unwrap_err().is_cancelled());
+                }
+            }));
+            return Some(start.elapsed());
+        }
         other => panic!("unknown workload {other:?}; see the doc comment at the top"),
     }
     None
@@ -207,12 +226,19 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "yield".to_owned());
     let pool = args.next().as_deref() == Some("--pool");
+    let workers: usize = args
+        .next()
+        .map_or(2, |n| n.parse().expect("--pool N: a number"));
     if let Some(elapsed) = peer_rounds(&workload) {
         println!("{workload}: {ROUNDS} rounds in {elapsed:?}");
         return;
     }
     let rt = if pool {
-        Runtime::Pool(warden::Builder::new().worker_threads(2).build())
+        Runtime::Pool(
+            warden::Builder::new()
+                .worker_threads(std::env::var("W").map_or(2, |w| w.parse().unwrap()))
+                .build(),
+        )
     } else {
         Runtime::Local(warden::LocalExecutor::new())
     };
@@ -227,9 +253,12 @@ fn main() {
     }
     let total = start.elapsed();
     let kind = if pool {
-        "Executor, 2 workers"
+        format!(
+            "Executor, {workers} worker{}",
+            if workers == 1 { "" } else { "s" }
+        )
     } else {
-        "LocalExecutor"
+        "LocalExecutor".to_owned()
     };
     if partial {
         println!(

@@ -18,7 +18,7 @@
 //!   see them; a group dropped without `join` lets go of its failures, and those whose
 //!   handles were not read either go to the hook, once.
 
-use crate::loom::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering, Weak};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -79,16 +79,23 @@ struct GroupInner {
     /// joined and dropped. Parents hold only `Weak`s to their children.
     _parent: Option<Arc<GroupInner>>,
     cancelled: OnceLock<CancelReason>,
+    /// Members registered and not yet exited. `join` is done when it reaches 0.
+    live: AtomicUsize,
+    /// Members that ended cancelled, for the [`GroupError`].
+    cancelled_members: AtomicUsize,
+    /// Set, under the lock, when `cancel` took the member map: from then on members are
+    /// neither inserted nor removed, and a member that ends without failing does so with
+    /// two atomic operations and no lock (see `member_exited`).
+    released: AtomicBool,
     state: Mutex<GroupState>,
 }
 
 #[derive(Default)]
 struct GroupState {
-    /// Unfinished members, to wake them on cancel.
+    /// Unfinished members, to wake them on cancel; taken (and left empty) by the cancel.
     members: HashMap<TaskId, TaskRef, BuildHasherDefault<IdHasher>>,
     /// Failures in order, each with its watch; emptied when the group is dropped.
     failures: Vec<(TaskError, Arc<FailureWatch>)>,
-    cancelled: usize,
     children: Vec<Weak<GroupInner>>,
     join_waker: Option<Waker>,
     /// The `TaskGroup` is gone without `join`: failures are no longer kept.
@@ -107,27 +114,55 @@ impl GroupInner {
         if self.cancelled.set(reason).is_err() {
             return;
         }
-        // Under the lock, only transition 1 (an atomic operation per member); the queue
-        // pushes, which may unpark a thread, come after it.
-        let (to_queue, children): (Vec<TaskRef>, Vec<Weak<GroupInner>>) = {
-            let state = self.lock();
-            (
-                state
-                    .members
-                    .values()
-                    .filter_map(crate::task::notify)
-                    .collect(),
-                state.children.clone(),
-            )
+        // The map is taken under the lock and the members are woken after it, one by one
+        // (so workers start on the first while the rest are still being woken): the
+        // group's references move into the run queue, or are dropped for members already
+        // queued, running or done. Exiting members no longer touch the map.
+        let (members, children) = {
+            let mut state = self.lock();
+            self.released.store(true, Ordering::Release);
+            (std::mem::take(&mut state.members), state.children.clone())
         };
-        for member in &to_queue {
-            member.header().trace_wake();
-        }
         // Every member was spawned through `self.handle`, so that is their scheduler.
-        self.handle.schedule_ref().schedule_all(to_queue);
+        let scheduler = self.handle.schedule_ref();
+        let wake = |member: TaskRef| {
+            if let Some(member) = crate::task::notify(member) {
+                member.header().trace_wake();
+                scheduler.schedule(member);
+            }
+        };
+        #[cfg(not(all(loom, test)))]
+        members.into_values().for_each(wake);
+        // The map's order depends on the ids, which differ from one loom execution to the
+        // next; a model must replay the same steps, so it gets spawn order.
+        #[cfg(all(loom, test))]
+        {
+            let mut members: Vec<TaskRef> = members.into_values().collect();
+            members.sort_by_key(|member| member.header().info.id());
+            members.into_iter().for_each(wake);
+        }
         for child in children.iter().filter_map(Weak::upgrade) {
             child.cancel(CancelReason::ParentCancelled);
         }
+    }
+
+    /// One member fewer; the last one wakes `join`. Called after the exit was recorded
+    /// (the `Release` half publishes it to the `Acquire` load in `join`), and never under
+    /// the lock.
+    fn member_gone(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // `join` checks `live` and stores its waker under the lock, so taking the lock
+            // here (after the decrement) finds the waker if `join` missed the zero.
+            let waker = self.lock().join_waker.take();
+            if let Some(waker) = waker {
+                crate::failure::wake_guarded(waker);
+            }
+        }
+    }
+
+    /// `true` once every member has exited.
+    fn is_done(&self) -> bool {
+        self.live.load(Ordering::Acquire) == 0
     }
 }
 
@@ -137,8 +172,13 @@ impl GroupLink for GroupInner {
     }
 
     fn register(&self, task: &TaskRef) {
-        let id = task.header().info.id();
-        self.lock().members.insert(id, task.clone());
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        // After the cancel took the map, a new member needs no entry: it checks the
+        // group's flag before its first poll and ends cancelled.
+        if !self.released.load(Ordering::Relaxed) {
+            state.members.insert(task.header().info.id(), task.clone());
+        }
     }
 
     fn cancel_reason(&self) -> Option<CancelReason> {
@@ -146,29 +186,33 @@ impl GroupLink for GroupInner {
     }
 
     fn member_exited(&self, id: TaskId, exit: MemberExit) {
-        let mut first_failure = false;
-        let (removed, dropped_watch, waker) = {
+        let (watch, error) = match exit {
+            MemberExit::Failed(watch, error) => (watch, error),
+            MemberExit::Completed | MemberExit::Cancelled => {
+                if matches!(exit, MemberExit::Cancelled) {
+                    self.cancelled_members.fetch_add(1, Ordering::Relaxed);
+                }
+                // The fast path of a cancelled group: nothing to remove. Else the entry
+                // goes, and is dropped outside the lock (it may be the last reference).
+                if !self.released.load(Ordering::Acquire) {
+                    let removed = self.lock().members.remove(&id);
+                    drop(removed);
+                }
+                self.member_gone();
+                return;
+            }
+        };
+        let (first_failure, removed, dropped_watch) = {
             let mut state = self.lock();
             let removed = state.members.remove(&id);
-            let mut dropped_watch = None;
-            match exit {
-                MemberExit::Completed => {}
-                MemberExit::Cancelled => state.cancelled += 1,
-                MemberExit::Failed(watch, error) => {
-                    first_failure = state.failures.is_empty();
-                    if state.abandoned {
-                        dropped_watch = Some(watch);
-                    } else {
-                        state.failures.push((error, watch));
-                    }
-                }
-            }
-            let waker = if state.members.is_empty() {
-                state.join_waker.take()
+            let first_failure = state.failures.is_empty();
+            let dropped_watch = if state.abandoned {
+                Some(watch)
             } else {
+                state.failures.push((error, watch));
                 None
             };
-            (removed, dropped_watch, waker)
+            (first_failure, removed, dropped_watch)
         };
         // Outside the lock: these may run user code (a hook, a waker).
         drop(removed);
@@ -176,9 +220,7 @@ impl GroupLink for GroupInner {
         if first_failure && !self.supervisor {
             self.cancel(CancelReason::SiblingFailed(id));
         }
-        if let Some(waker) = waker {
-            crate::failure::wake_guarded(waker);
-        }
+        self.member_gone();
     }
 }
 
@@ -252,6 +294,9 @@ impl TaskGroup {
                 supervisor,
                 _parent: parent,
                 cancelled: OnceLock::new(),
+                live: AtomicUsize::new(0),
+                cancelled_members: AtomicUsize::new(0),
+                released: AtomicBool::new(false),
                 state: Mutex::new(GroupState::default()),
             }),
         }
@@ -397,7 +442,7 @@ impl TaskGroup {
             let mut state = self.inner.lock();
             (
                 std::mem::take(&mut state.failures),
-                state.cancelled,
+                self.inner.cancelled_members.load(Ordering::Relaxed),
                 state.deadline.take(),
             )
         };
@@ -428,7 +473,7 @@ impl Drop for TaskGroup {
             (
                 std::mem::take(&mut state.failures),
                 state.deadline.take(),
-                !state.members.is_empty(),
+                !self.inner.is_done(),
             )
         };
         if unfinished {
@@ -450,7 +495,7 @@ impl fmt::Debug for TaskGroup {
             .field("cancelled", &self.inner.cancelled.get());
         match self.inner.state.try_lock() {
             Ok(state) => d
-                .field("members", &state.members.len())
+                .field("members", &self.inner.live.load(Ordering::Relaxed))
                 .field("failures", &state.failures.len()),
             Err(_) => d.field("state", &format_args!("<locked>")),
         };
@@ -474,7 +519,7 @@ impl Future for GroupJoin {
             .expect("a warden GroupJoin was polled after it completed");
         {
             let mut state = group.inner.lock();
-            if !state.members.is_empty() {
+            if !group.inner.is_done() {
                 match &state.join_waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => state.join_waker = Some(cx.waker().clone()),

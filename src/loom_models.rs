@@ -235,6 +235,43 @@ fn loom_group_member_exit_vs_join() {
     });
 }
 
+/// A group cancelled and joined on another thread while its members end on the
+/// executor's thread: the cancel takes the member map while members exit without the
+/// lock (once the map is gone) or with it (before), and `join` must still see both exits,
+/// count both as cancelled, and return.
+#[test]
+fn loom_group_cancel_vs_member_exit() {
+    loom::model(|| {
+        let ex = Builder::new().backtraces(Backtraces::Off).build_local();
+        let group = ex.group();
+        let drops = Drops::default();
+        let first = group.spawn(pending_with(drops.token()));
+        let second = group.spawn(pending_with(drops.token()));
+        ex.run_until_idle();
+        let canceller = thread::spawn(move || {
+            group.cancel();
+            block_on(group.join())
+        });
+        ex.block_on(async {
+            assert!(first.await.unwrap_err().is_cancelled());
+            assert!(second.await.unwrap_err().is_cancelled());
+        });
+        let report = canceller.join().unwrap();
+        assert_eq!(report.unwrap_err().cancelled(), 2);
+        assert_eq!(drops.count(), 2);
+    });
+}
+
+/// A future that never completes and holds `token` until it is dropped.
+fn pending_with<T: Send + 'static>(
+    token: T,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    poll_fn(move |_cx| {
+        let _ = &token;
+        Poll::Pending
+    })
+}
+
 /// Polls `future` on this model thread, parking between polls.
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     struct Unpark(loom::thread::Thread);

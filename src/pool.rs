@@ -184,19 +184,6 @@ impl Schedule for PoolShared {
         }
     }
 
-    /// All to the injector, then one notification: the worker it wakes is searching, and
-    /// when it finds a task it wakes the next idle one (see "Parking"), so the batch
-    /// spreads over the workers without one fenced check per task.
-    fn schedule_all(&self, tasks: Vec<TaskRef>) {
-        if tasks.is_empty() {
-            return;
-        }
-        for task in tasks {
-            self.injector.push(task);
-        }
-        self.notify_one();
-    }
-
     fn owner(&self) -> &TaskOwner {
         &self.owner
     }

@@ -109,15 +109,6 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// Puts a notified task on a run queue. Called from any thread, by wakers.
     fn schedule(&self, task: TaskRef);
 
-    /// Puts many notified tasks on run queues (a group cancelling its members). An
-    /// executor may do this more cheaply than one `schedule` each: one wake-up of an idle
-    /// thread for the lot, say.
-    fn schedule_all(&self, tasks: Vec<TaskRef>) {
-        for task in tasks {
-            self.schedule(task);
-        }
-    }
-
     /// The executor's registry of live tasks, counters and error sink.
     fn owner(&self) -> &TaskOwner;
 }
@@ -307,12 +298,12 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
     }
 }
 
-/// Transition 1, as a waker does it, without the queueing: returns the reference to
-/// queue if the task must be queued. For callers that wake many tasks under a lock and
-/// queue them (with `trace_wake` and `schedule`) after it.
-pub(crate) fn notify(task: &TaskRef) -> Option<TaskRef> {
+/// Transition 1, as a waker does it, without the queueing: hands `task` back if it must
+/// be queued (with `trace_wake` and `schedule`), else drops it. For a caller that owns
+/// references to the tasks it wakes (a group cancelling its members).
+pub(crate) fn notify(task: TaskRef) -> Option<TaskRef> {
     match task.header().state.transition_to_notified() {
-        state::Notified::Submit => Some(task.clone()),
+        state::Notified::Submit => Some(task),
         _ => None,
     }
 }
