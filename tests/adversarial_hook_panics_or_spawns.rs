@@ -142,7 +142,9 @@ rt_test! {
         let handle = rt.spawn(unit(async { panic!("dropped unread") }));
         drive_until(&rt, || handle.is_finished());
         drop(handle); // this hook call spawns from the test thread
-        drive_until(&rt, || ran.load(SeqCst) == 6);
+        // `ran` counts before the follow-up task ends: on a pool, a worker may still be
+        // finishing the last one, so wait for no live task as well.
+        drive_until(&rt, || ran.load(SeqCst) == 6 && rt.metrics().live == 0);
         let m = rt.metrics();
         assert_eq!((m.spawned, m.panicked, m.completed), (12, 6, 6), "{m:?}");
         // Break the hook -> handle -> executor cycle before dropping the executor.
