@@ -16,6 +16,7 @@
 
 use crate::loom::{Arc, UnsafeCell};
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -55,6 +56,34 @@ pub(super) enum Exit<T> {
     Value(T),
     Failed(TaskError),
     Cancelled(CancelReason),
+}
+
+/// What one poll did (see `Task::poll_once`).
+enum Polled<O> {
+    /// The future is still there, waiting.
+    Pending,
+    /// The future returned this output and has been dropped.
+    Ready(O),
+    /// The future returned this output, then its destructor panicked.
+    DropPanicked(O, Box<dyn std::any::Any + Send>),
+    /// The poll panicked; the future is still there, to be dropped.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// The task's exit once dropping its future panicked: that panic is the failure if the
+/// body had returned a value (which is dropped: nothing is lost, the panic is reported);
+/// if the body had failed already, the first failure stays and the second is logged.
+fn after_drop_panic<T>(exit: Exit<T>, drop_panic: TaskError, info: &TaskInfo) -> Exit<T> {
+    match exit {
+        Exit::Value(value) => {
+            drop_logged(value, info, "output");
+            Exit::Failed(drop_panic)
+        }
+        first => {
+            log::error!(target: "warden", "{drop_panic} (while dropping a failed task's future)");
+            first
+        }
+    }
 }
 
 // SAFETY: the stage is the only field that is not `Send + Sync` on its own. Rules 1-3 in
@@ -103,28 +132,32 @@ where
                 let started = tracer.poll_start();
                 let polled = self.poll_once(owner);
                 let outcome = match &polled {
-                    Ok(Poll::Pending) => "pending",
-                    Ok(Poll::Ready(_)) => "ready",
-                    Err(_) => "panicked",
+                    Polled::Pending => "pending",
+                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
+                    Polled::Panicked(_) => "panicked",
                 };
                 tracer.poll_end(&self.header.info, started, outcome);
                 polled
             }
         };
         match polled {
-            Ok(Poll::Pending) => match self.header.state.transition_to_idle() {
+            Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
                 ToIdle::Idle => None,
             },
-            Ok(Poll::Ready(output)) => {
-                let exit = match (self.finish)(output) {
-                    Ok(value) => Exit::Value(value),
-                    Err(e) => Exit::Failed(TaskError::from_error(self.header.info.clone(), e)),
-                };
-                self.complete(exit);
+            Polled::Ready(output) => {
+                let exit = self.exit_for(output);
+                self.finish(exit);
                 None
             }
-            Err(payload) => {
+            Polled::DropPanicked(output, payload) => {
+                let exit = self.exit_for(output);
+                let drop_panic = TaskError::from_panic(self.header.info.clone(), payload);
+                let exit = after_drop_panic(exit, drop_panic, &self.header.info);
+                self.finish(exit);
+                None
+            }
+            Polled::Panicked(payload) => {
                 let failure = TaskError::from_panic(self.header.info.clone(), payload);
                 self.complete(Exit::Failed(failure));
                 None
@@ -132,17 +165,24 @@ where
         }
     }
 
+    /// The task's result for the future's output: a value, or the failure a group task's
+    /// body returned.
+    fn exit_for(&self, output: F::Output) -> Exit<T> {
+        match (self.finish)(output) {
+            Ok(value) => Exit::Value(value),
+            Err(e) => Exit::Failed(TaskError::from_error(self.header.info.clone(), e)),
+        }
+    }
+
     /// `catch_unwind(poll)`, with the task's own waker borrowed (`waker_ref`) and the task
-    /// set as the thread's current one.
+    /// set as the thread's current one. A future that returns `Ready` is dropped in place
+    /// under the same guard, so a finishing task sets up one guard, not two.
     #[inline(always)]
-    fn poll_once(
-        self: &Arc<Self>,
-        owner: &TaskOwner,
-    ) -> Result<Poll<F::Output>, Box<dyn std::any::Any + Send>> {
+    fn poll_once(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
         let waker = waker_ref(self);
         let mut cx = Context::from_waker(&waker);
         let _task = crate::context::enter_task(self.header.info.id());
-        catch_panics(owner.backtraces, || {
+        let caught = catch_panics(owner.backtraces, || {
             self.stage.with_mut(|stage| {
                 // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
                 // touches the stage until transition 3 or 6.
@@ -154,9 +194,21 @@ where
                 // moves, and it is only ever dropped in place (the stage is overwritten,
                 // never moved out of while it is `Running`): the pinning guarantee holds.
                 let future = unsafe { Pin::new_unchecked(future) };
-                future.poll(&mut cx)
+                match future.poll(&mut cx) {
+                    Poll::Pending => Polled::Pending,
+                    // An inner `catch_unwind` for the destructor, so that its panic does not
+                    // unwind through `output` (whose own destructor might panic too, which
+                    // would abort). The outer guard has set up the panic's record already.
+                    Poll::Ready(output) => match panic::catch_unwind(AssertUnwindSafe(|| {
+                        consume(stage);
+                    })) {
+                        Ok(()) => Polled::Ready(output),
+                        Err(payload) => Polled::DropPanicked(output, payload),
+                    },
+                }
             })
-        })
+        });
+        caught.unwrap_or_else(Polled::Panicked)
     }
 
     /// Drops the future in place, catching a panic from its destructor. The caller holds
@@ -172,21 +224,11 @@ where
         .map_err(|payload| TaskError::from_panic(self.header.info.clone(), payload))
     }
 
-    /// The future returned or panicked: drop it, then finish.
+    /// The future panicked: drop it, then finish.
     fn complete(self: Arc<Self>, exit: Exit<T>) {
-        let exit = match (exit, self.drop_future()) {
-            (exit, Ok(())) => exit,
-            // The body returned a value, then its destructor panicked: that panic is the
-            // task's failure (nothing is lost), and the value is dropped.
-            (Exit::Value(value), Err(drop_panic)) => {
-                drop_logged(value, &self.header.info, "output");
-                Exit::Failed(drop_panic)
-            }
-            // Two failures: keep the first, log the second.
-            (first, Err(second)) => {
-                log::error!(target: "warden", "{second} (while dropping a failed task's future)");
-                first
-            }
+        let exit = match self.drop_future() {
+            Ok(()) => exit,
+            Err(drop_panic) => after_drop_panic(exit, drop_panic, &self.header.info),
         };
         self.finish(exit);
     }
@@ -346,6 +388,15 @@ where
             }
         }
     }
+}
+
+/// Drops the future in place, leaving `Consumed`. Should the destructor panic, the
+/// assignment still completes as the panic unwinds, so the stage never holds a
+/// half-dropped future. Kept out of line: the poll that calls it stays small for the
+/// common case, a `Pending`.
+#[inline(never)]
+fn consume<F, T>(stage: &mut Stage<F, T>) {
+    *stage = Stage::Consumed;
 }
 
 /// Moves the stage out, leaving `Consumed`.
