@@ -274,21 +274,29 @@ where
             };
             group.member_exited(header.info.id(), member_exit);
         }
-        // SAFETY: rule 2: this thread still holds `RUNNING`.
-        self.stage
-            .with_mut(|stage| unsafe { *stage = Stage::Finished(exit, watch) });
-        let before = header.state.transition_to_complete();
-        if before.has_handle() {
-            // Rule 5: the handle sets `JOIN_WAKER` after storing its waker, so a waker
-            // stored before our transition is announced in `before`.
-            if before.has_join_waker() {
-                header.wake_join_waiter();
-            }
+        if !header.state.load().has_handle() {
+            // Detached (or the handle is gone): nobody can ever read the result, since
+            // `HANDLE` is never set again, so it skips the trip through the stage.
+            header.state.transition_to_complete();
+            drop_unread(Stage::<F, T>::Finished(exit, watch), &header.info);
         } else {
-            // SAFETY: rule 3: the handle was dropped before transition 6, so the result is
-            // ours, and nobody else will touch the stage again.
-            let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
-            drop_unread(stage, &header.info);
+            // SAFETY: rule 2: this thread still holds `RUNNING`. The stage is `Consumed`
+            // (the future was dropped), which owns nothing: it is overwritten, not dropped.
+            self.stage
+                .with_mut(|stage| unsafe { stage.write(Stage::Finished(exit, watch)) });
+            let before = header.state.transition_to_complete();
+            if before.has_handle() {
+                // Rule 5: the handle sets `JOIN_WAKER` after storing its waker, so a waker
+                // stored before our transition is announced in `before`.
+                if before.has_join_waker() {
+                    header.wake_join_waiter();
+                }
+            } else {
+                // SAFETY: rule 3: the handle was dropped before transition 6, so the result
+                // is ours, and nobody else will touch the stage again.
+                let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
+                drop_unread(stage, &header.info);
+            }
         }
         let registered = owner.remove(header);
         drop(registered);
