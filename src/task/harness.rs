@@ -417,11 +417,13 @@ unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
     unsafe { std::mem::replace(&mut *stage, Stage::Consumed) }
 }
 
-/// Drops a result nobody will read, catching a panic from its destructor. Two cases need
+/// Drops a result nobody will read, catching a panic from its destructor. Three cases need
 /// no guard, because dropping them runs no user code: a value whose type has no
-/// destructor at all (`()`, numbers), and a cancellation (a `CancelReason`).
+/// destructor at all (`()`, numbers), a cancellation (a `CancelReason`), and nothing (the
+/// handle read the result before it was dropped).
 fn drop_unread<F, T>(stage: Stage<F, T>, info: &TaskInfo) {
     match stage {
+        Stage::Consumed => {}
         Stage::Finished(Exit::Value(_), None) if !std::mem::needs_drop::<T>() => {}
         Stage::Finished(Exit::Cancelled(_), None) => {}
         stage => drop_logged(stage, info, "output"),
