@@ -16,7 +16,8 @@
 //! tasks x 1 000 yields), `ping` (1 000 pairs, one round trip each), `cancel` (10 000 pending
 //! tasks, each cancelled through its handle and awaited), `group-cancel` (10 000 pending
 //! group members, one `TaskGroup::cancel`: the printed time is the cancel and join only),
-//! `each-cancel` (the same 10 000 with handles, each cancelled and awaited: timed likewise).
+//! `each-cancel` (the same 10 000 with handles, each cancelled and awaited: timed likewise),
+//! `panic` (10 000 tasks, every 10th panics, all awaited; backtraces off).
 //! `tokio-spawn`, `tokio-chain` and `futures-chain` run the same shapes on tokio's
 //! `current_thread` runtime and on futures' `LocalPool`, to compare instruction counts.
 
@@ -143,6 +144,22 @@ fn warden_round(rt: &Runtime, workload: &str) -> Option<Duration> {
             }));
             return Some(start.elapsed());
         }
+        "panic" => rt.block_on(Box::pin(async move {
+            let handles: Vec<_> = (0..10_000)
+                .map(|i| {
+                    h.spawn(async move {
+                        if i % 10 == 0 {
+                            panic!("panic {i}");
+                        }
+                    })
+                })
+                .collect();
+            let mut panicked = 0;
+            for handle in handles {
+                panicked += usize::from(handle.await.is_err());
+            }
+            assert_eq!(panicked, 1_000);
+        })),
         "each-cancel" => {
             let handles: Vec<_> = (0..10_000)
                 .map(|_| h.spawn(std::future::pending::<()>()))
@@ -233,14 +250,13 @@ fn main() {
         println!("{workload}: {ROUNDS} rounds in {elapsed:?}");
         return;
     }
+    // Backtraces off: `panic` then measures what warden adds to a panic besides the stack
+    // walk (which the default, `Backtraces::Always`, adds on top). No other workload panics.
+    let builder = warden::Builder::new().backtraces(warden::Backtraces::Off);
     let rt = if pool {
-        Runtime::Pool(
-            warden::Builder::new()
-                .worker_threads(std::env::var("W").map_or(2, |w| w.parse().unwrap()))
-                .build(),
-        )
+        Runtime::Pool(builder.worker_threads(workers).build())
     } else {
-        Runtime::Local(warden::LocalExecutor::new())
+        Runtime::Local(builder.build_local())
     };
     let start = Instant::now();
     let mut counted = Duration::ZERO;
