@@ -198,3 +198,44 @@ fn local_executor_fed_from_another_thread() {
     assert_eq!(product, 42);
     assert_eq!(ex.metrics().live, 0);
 }
+
+/// A future returns its value and then panics in its destructor, which runs in place
+/// under the poll's guard: the panic is the failure, the value is dropped once, the
+/// future's fields once (no double drop of a half-dropped stage).
+#[test]
+fn finished_future_whose_destructor_panics() {
+    struct ReturnsThenPanics {
+        value: Option<support::DropToken>,
+        _held: support::DropToken,
+    }
+    impl std::future::Future for ReturnsThenPanics {
+        type Output = support::DropToken;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<support::DropToken> {
+            std::task::Poll::Ready(self.value.take().expect("polled once"))
+        }
+    }
+    impl Drop for ReturnsThenPanics {
+        fn drop(&mut self) {
+            panic!("the future's destructor panicked");
+        }
+    }
+    let drops = DropCounter::new();
+    let ex = local();
+    let h = ex.spawn(ReturnsThenPanics {
+        value: Some(drops.token()),
+        _held: drops.token(),
+    });
+    let err = ex.block_on(h).unwrap_err();
+    assert_eq!(
+        err.panic_message(),
+        Some("the future's destructor panicked")
+    );
+    assert_eq!(
+        drops.count(),
+        2,
+        "the value and the future's field, once each"
+    );
+}
