@@ -608,6 +608,21 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
+/// Forgets, in the current [`catch_panics`] scope, that a panic was recorded: the next
+/// panic is a failure of its own, not a panic during an unwinding. For a finished future's
+/// destructor, which runs in its poll's scope after the body may have caught a panic of
+/// its own (with `catch_unwind`) and gone on to return.
+pub(crate) fn rearm_capture() {
+    let _ = CAPTURING.try_with(|c| {
+        if let Some(capture) = c.get().filter(|capture| capture.recorded) {
+            c.set(Some(Capture {
+                recorded: false,
+                ..capture
+            }));
+        }
+    });
+}
+
 /// Runs task code `f`, catching a panic. While `f` runs, the panic hook records instead of
 /// printing; the record is picked up by [`TaskError::from_panic`].
 pub(crate) fn catch_panics<R>(

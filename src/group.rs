@@ -85,7 +85,8 @@ struct GroupInner {
     cancelled_members: AtomicUsize,
     /// Set, under the lock, when `cancel` took the member map: from then on members are
     /// neither inserted nor removed, and a member that ends without failing does so with
-    /// two atomic operations and no lock (see `member_exited`).
+    /// a few atomic operations; only the last one takes the lock, to wake `join` (see
+    /// `member_exited`).
     released: AtomicBool,
     state: Mutex<GroupState>,
 }

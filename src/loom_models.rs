@@ -262,6 +262,52 @@ fn loom_group_cancel_vs_member_exit() {
     });
 }
 
+/// The other side of the cancel: a member that ends on its own (completes) while the
+/// group is being cancelled, so its exit may come before the cancel takes the member map
+/// (and remove its entry under the lock), or after (no lock), or the cancel may reach it
+/// first (it is cancelled before its second poll). Whatever the order, `join` returns and
+/// its cancelled count matches what the handles saw.
+#[test]
+fn loom_group_cancel_vs_member_completing() {
+    loom::model(|| {
+        let ex = Builder::new().backtraces(Backtraces::Off).build_local();
+        let group = ex.group();
+        let slot = Arc::new(Mutex::new(None::<Waker>));
+        let waiting = group.spawn(pending_with(()));
+        let completing = group.spawn({
+            let slot = slot.clone();
+            let mut polled = false;
+            poll_fn(move |cx| {
+                if polled {
+                    return Poll::Ready(());
+                }
+                polled = true;
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Pending
+            })
+        });
+        ex.run_until_idle();
+        let canceller = thread::spawn(move || {
+            take_waker(&slot).wake();
+            group.cancel();
+            block_on(group.join())
+        });
+        let completing_was_cancelled = ex.block_on(async {
+            assert!(waiting.await.unwrap_err().is_cancelled());
+            match completing.await {
+                Ok(()) => false,
+                Err(err) => {
+                    assert!(err.is_cancelled());
+                    true
+                }
+            }
+        });
+        let report = canceller.join().unwrap();
+        let expected = 1 + usize::from(completing_was_cancelled);
+        assert_eq!(report.unwrap_err().cancelled(), expected);
+    });
+}
+
 /// A future that never completes and holds `token` until it is dropped.
 fn pending_with<T: Send + 'static>(
     token: T,

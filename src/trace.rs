@@ -11,8 +11,10 @@
 //! `LocalExecutor`), +1.3 % on spawn-and-join; wall-clock differences were within noise.
 //!
 //! Each poll is a complete event (`"ph": "X"`) on the thread that ran it, named after the
-//! task; spawns, wakes, failures and cancellations are instant events (`"ph": "i"`) with the
-//! task id in `args`. Thread names are recorded as metadata events.
+//! task; the last poll of a task that finishes also covers the drop of its future, which
+//! runs right after it returns `Ready`. Spawns, wakes, failures and cancellations are
+//! instant events (`"ph": "i"`) with the task id in `args`. Thread names are recorded as
+//! metadata events.
 
 use std::cell::Cell;
 use std::fmt::Write as _;

@@ -205,4 +205,71 @@ rt_test! {
         drop(rt);
         assert_eq!(log.len(), 0, "the handle read the failure");
     }
+
+    /// Detached, the future returns its value and then its destructor panics: nobody will
+    /// read the result, so the destructor's panic reaches the hook, exactly once, and the
+    /// value (whose destructor panics too) is dropped by warden and logged.
+    fn detached_future_drop_panics_after_returning(flavor) {
+        struct ReturnsThenExplodes(Option<Grenade>);
+        impl std::future::Future for ReturnsThenExplodes {
+            type Output = Grenade;
+            fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Grenade> {
+                Poll::Ready(self.0.take().expect("polled once"))
+            }
+        }
+        impl Drop for ReturnsThenExplodes {
+            fn drop(&mut self) {
+                panic!("a detached future's destructor panicked after it returned");
+            }
+        }
+        let log = HookLog::new();
+        let rt = flavor.build(log.builder());
+        let drops = DropCounter::new();
+        rt.spawn(ReturnsThenExplodes(Some(Grenade {
+            _token: drops.token(),
+        })))
+        .detach();
+        drive_until(&rt, || rt.metrics().live == 0);
+        assert_eq!(drops.count(), 1, "warden drops the value nobody will read");
+        assert_eq!(rt.block_on(rt.spawn(async { 3 })).unwrap(), 3);
+        drop(rt);
+        let errors = log.errors();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].panic_message(),
+            Some("a detached future's destructor panicked after it returned")
+        );
+    }
+
+    /// A group member returns `Err`, then its future's destructor panics: the `Err` is the
+    /// member's failure (the first one wins) and the destructor's panic is only logged.
+    fn group_member_err_then_drop_panics(flavor) {
+        struct FailsThenExplodes;
+        impl std::future::Future for FailsThenExplodes {
+            type Output = Result<(), std::io::Error>;
+            fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+                Poll::Ready(Err(std::io::Error::other("the body failed")))
+            }
+        }
+        impl Drop for FailsThenExplodes {
+            fn drop(&mut self) {
+                panic!("the destructor panicked after the body failed");
+            }
+        }
+        let log = HookLog::new();
+        let rt = flavor.build(log.builder());
+        let group = rt.group();
+        let member = group.spawn(FailsThenExplodes);
+        let err = must_not_panic("awaiting the member", || rt.block_on(member)).unwrap_err();
+        assert!(err.is_error(), "{err}");
+        assert_eq!(
+            err.downcast_ref::<std::io::Error>().map(ToString::to_string).as_deref(),
+            Some("the body failed")
+        );
+        let report = rt.block_on(group.join()).unwrap_err();
+        assert_eq!(report.failures().len(), 1);
+        assert!(report.failures()[0].is_error());
+        drop(rt);
+        assert_eq!(log.len(), 0, "the group reported the failure; the hook sees nothing");
+    }
 }

@@ -76,6 +76,32 @@ fn task_panics_are_captured_and_other_panics_reach_the_previous_hook() {
             "{flavor:?}"
         );
 
+        // A task catches a panic of its own, returns, and its destructor then panics: the
+        // destructor's panic is the failure, captured like any other, not passed on.
+        struct CatchesThenExplodes;
+        impl std::future::Future for CatchesThenExplodes {
+            type Output = ();
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<()> {
+                let caught = panic::catch_unwind(|| panic!("caught by the task itself"));
+                assert!(caught.is_err());
+                std::task::Poll::Ready(())
+            }
+        }
+        impl Drop for CatchesThenExplodes {
+            fn drop(&mut self) {
+                panic!("the destructor after a caught panic");
+            }
+        }
+        let err = rt.block_on(rt.spawn(CatchesThenExplodes)).unwrap_err();
+        assert_eq!(
+            err.panic_message(),
+            Some("the destructor after a caught panic")
+        );
+        assert_eq!(seen_now().len(), 3, "{flavor:?}: a task panic leaked");
+
         // The executor still works, and a later task panic is still captured.
         assert_eq!(rt.block_on(rt.spawn(async { 7 })).unwrap(), 7);
         let err = rt

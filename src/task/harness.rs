@@ -6,10 +6,12 @@
 //!    is seen; then the group's flag (one atomic load). A cancelled task's future is dropped
 //!    instead of polled.
 //! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc` (`waker_ref`:
-//!    no clone, no reference-count traffic unless the future keeps the waker).
+//!    no clone, no reference-count traffic unless the future keeps the waker). A future
+//!    that returns `Ready` is dropped right there, under the same guard.
 //! 3. `Pending`: transition 3, re-queueing the task if it was woken meanwhile.
-//!    `Ready` or a panic: drop the future, store the result, transition 6, then hand the
-//!    result to whoever owns it (rule 3), and leave the owner's registry.
+//!    `Ready` or a panic: drop the future (if the poll did not), store the result unless
+//!    the handle is already gone, transition 6, then hand the result to whoever owns it
+//!    (rule 3), and leave the owner's registry.
 //!
 //! Panics are data here: user code (the future's `poll` and `Drop`, the output's `Drop`)
 //! always runs inside [`catch_panics`], and what it throws becomes the task's failure.
@@ -43,7 +45,8 @@ pub(super) enum Stage<F, T> {
     Running(F),
     /// Rules 2 and 3. A failure carries its watch (see `hook.rs`).
     Finished(Exit<T>, Option<Arc<FailureWatch>>),
-    /// The future was dropped and the result taken (or not yet stored).
+    /// The future was dropped and the result taken, or not yet stored, or never to be
+    /// stored (a detached task's result is dropped without passing through the stage).
     Consumed,
 }
 
@@ -198,8 +201,10 @@ where
                     Poll::Pending => Polled::Pending,
                     // An inner `catch_unwind` for the destructor, so that its panic does not
                     // unwind through `output` (whose own destructor might panic too, which
-                    // would abort). The outer guard has set up the panic's record already.
+                    // would abort). The outer guard records the panic; re-armed first, in
+                    // case the body caught a panic of its own before it returned.
                     Poll::Ready(output) => match panic::catch_unwind(AssertUnwindSafe(|| {
+                        crate::failure::rearm_capture();
                         consume(stage);
                     })) {
                         Ok(()) => Polled::Ready(output),
@@ -282,8 +287,13 @@ where
         } else {
             // SAFETY: rule 2: this thread still holds `RUNNING`. The stage is `Consumed`
             // (the future was dropped), which owns nothing: it is overwritten, not dropped.
-            self.stage
-                .with_mut(|stage| unsafe { stage.write(Stage::Finished(exit, watch)) });
+            self.stage.with_mut(|stage| unsafe {
+                debug_assert!(
+                    matches!(*stage, Stage::Consumed),
+                    "finish: the future is live"
+                );
+                stage.write(Stage::Finished(exit, watch));
+            });
             let before = header.state.transition_to_complete();
             if before.has_handle() {
                 // Rule 5: the handle sets `JOIN_WAKER` after storing its waker, so a waker

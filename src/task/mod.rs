@@ -39,7 +39,9 @@
 //!    for a task refused after shutdown that never reached a queue), so there is never
 //!    more than one.
 //! 2. **The result** is written into the stage by the `RUNNING` thread, before transition 6
-//!    publishes it (release) together with `COMPLETE`.
+//!    publishes it (release) together with `COMPLETE`. If `HANDLE` is already clear when
+//!    the task finishes, it is not written at all: nobody could ever read it, since
+//!    `HANDLE` is never set again, and the `RUNNING` thread drops it where it is.
 //! 3. **After `COMPLETE`**, the result belongs to exactly one party: the handle, if
 //!    `HANDLE` was still set at transition 6; otherwise the completing thread. Transition 6
 //!    and transition 7 are both single atomic operations on the same word, so whichever

@@ -17,8 +17,9 @@ pub(crate) const SCHEDULED: usize = 1 << 0;
 /// future (rule 1). Never set together with [`COMPLETE`].
 pub(crate) const RUNNING: usize = 1 << 1;
 
-/// The future is gone and the stage holds the result (or has been read). Set once, never
-/// cleared. From here on, wakes and cancels do nothing.
+/// The future is gone and the stage holds the result (or has been read, or was never
+/// stored because the handle was gone). Set once, never cleared. From here on, wakes and
+/// cancels do nothing.
 pub(crate) const COMPLETE: usize = 1 << 2;
 
 /// Somebody asked for this task to be cancelled; the reason is in the header's
