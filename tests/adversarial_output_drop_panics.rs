@@ -52,6 +52,25 @@ impl Drop for NastyGrenade {
     }
 }
 
+/// The panic message of [`ReturnsThenExplodes`]'s destructor.
+const RETURNED_THEN_EXPLODED: &str = "the future's destructor panicked after it returned";
+
+/// A future that returns its `Grenade` at the first poll, then panics in its destructor.
+struct ReturnsThenExplodes(Option<Grenade>);
+
+impl std::future::Future for ReturnsThenExplodes {
+    type Output = Grenade;
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Grenade> {
+        Poll::Ready(self.0.take().expect("polled once"))
+    }
+}
+
+impl Drop for ReturnsThenExplodes {
+    fn drop(&mut self) {
+        panic!("{RETURNED_THEN_EXPLODED}");
+    }
+}
+
 rt_test! {
     fn handle_dropped_unread_after_completion(flavor) {
         let log = HookLog::new();
@@ -170,18 +189,6 @@ rt_test! {
     /// The future returns its value, then the future's destructor panics: that panic is
     /// the task's failure, and warden drops the value, whose destructor panics as well.
     fn future_drop_panics_then_output_drop_panics(flavor) {
-        struct ReturnsThenExplodes(Option<Grenade>);
-        impl std::future::Future for ReturnsThenExplodes {
-            type Output = Grenade;
-            fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Grenade> {
-                Poll::Ready(self.0.take().expect("polled once"))
-            }
-        }
-        impl Drop for ReturnsThenExplodes {
-            fn drop(&mut self) {
-                panic!("the future's destructor panicked after it returned");
-            }
-        }
         let log = HookLog::new();
         let rt = flavor.build(log.builder());
         let drops = DropCounter::new();
@@ -192,7 +199,7 @@ rt_test! {
         assert!(err.is_panic(), "{err}");
         assert_eq!(
             err.panic_message(),
-            Some("the future's destructor panicked after it returned")
+            Some(RETURNED_THEN_EXPLODED)
         );
         assert_eq!(drops.count(), 1, "warden drops the value it cannot deliver");
         assert_eq!(rt.block_on(rt.spawn(async { 5 })).unwrap(), 5);
@@ -210,18 +217,6 @@ rt_test! {
     /// read the result, so the destructor's panic reaches the hook, exactly once, and the
     /// value (whose destructor panics too) is dropped by warden and logged.
     fn detached_future_drop_panics_after_returning(flavor) {
-        struct ReturnsThenExplodes(Option<Grenade>);
-        impl std::future::Future for ReturnsThenExplodes {
-            type Output = Grenade;
-            fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Grenade> {
-                Poll::Ready(self.0.take().expect("polled once"))
-            }
-        }
-        impl Drop for ReturnsThenExplodes {
-            fn drop(&mut self) {
-                panic!("a detached future's destructor panicked after it returned");
-            }
-        }
         let log = HookLog::new();
         let rt = flavor.build(log.builder());
         let drops = DropCounter::new();
@@ -237,7 +232,7 @@ rt_test! {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(
             errors[0].panic_message(),
-            Some("a detached future's destructor panicked after it returned")
+            Some(RETURNED_THEN_EXPLODED)
         );
     }
 
