@@ -50,6 +50,11 @@ impl Handle {
         }
     }
 
+    /// `true` for a pool, whose tasks run on several threads.
+    pub(crate) fn is_multi_threaded(&self) -> bool {
+        matches!(self.flavor, Flavor::Pool(_))
+    }
+
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         match &self.flavor {
             Flavor::Local(shared) => shared.clone(),

@@ -1093,3 +1093,44 @@ fn group_spawn_local_on_a_pool_panics() {
     assert!(message.contains("LocalExecutor"), "{message}");
     assert!(ex.block_on(group.join()).is_ok());
 }
+
+/// On a pool, a cancel keeps the group's references to its members until the `TaskGroup`
+/// is dropped, and each member's header holds the group: a cycle that dropping the
+/// `TaskGroup` must break, or the executor's shared state (which holds the error hook)
+/// would never be freed. Two ways in: the group is cancelled and then dropped; and the
+/// group is dropped while a failing member is still cancelling it on a worker (the drop
+/// waits for the cancel flag, then goes while the worker wakes 2 000 members).
+#[test]
+fn a_cancelled_group_on_a_pool_frees_its_members_when_dropped() {
+    for (round, cancel_first) in [true, false].into_iter().cycle().take(40).enumerate() {
+        let drops = support::DropCounter::new();
+        let token = drops.token();
+        let ex = warden::Builder::new()
+            .worker_threads(2)
+            .on_unhandled(move |_| {
+                let _ = &token;
+            })
+            .build();
+        let group = ex.group();
+        for _ in 0..2_000 {
+            group.spawn(pending::<()>()).detach();
+        }
+        if cancel_first {
+            group.cancel();
+        } else {
+            group
+                .spawn(async { Err::<(), _>(io::Error::other("fails at once")) })
+                .detach();
+            while !group.is_cancelled() {
+                std::hint::spin_loop();
+            }
+        }
+        drop(group);
+        drop(ex);
+        assert_eq!(
+            drops.count(),
+            1,
+            "round {round} (cancel first: {cancel_first}): the executor's state leaked"
+        );
+    }
+}
