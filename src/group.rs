@@ -199,6 +199,17 @@ impl GroupInner {
         }
     }
 
+    /// A member ended without failing (completed or cancelled). Once the cancel has taken
+    /// the map there is nothing to remove, and no lock; before, the entry goes, and is
+    /// dropped outside the lock (it may be the last reference).
+    fn ended_quietly(&self, id: TaskId) {
+        if !self.released.load(Ordering::Acquire) {
+            let removed = self.lock().members.remove(&id);
+            drop(removed);
+        }
+        self.member_gone();
+    }
+
     /// `true` once every member has exited.
     fn is_done(&self) -> bool {
         self.live.load(Ordering::Acquire) == 0
@@ -226,20 +237,12 @@ impl GroupLink for GroupInner {
 
     fn member_exited(&self, id: TaskId, exit: MemberExit) {
         let (watch, error) = match exit {
-            MemberExit::Failed(watch, error) => (watch, error),
-            MemberExit::Completed | MemberExit::Cancelled => {
-                if matches!(exit, MemberExit::Cancelled) {
-                    self.cancelled_members.fetch_add(1, Ordering::Relaxed);
-                }
-                // The fast path of a cancelled group: nothing to remove. Else the entry
-                // goes, and is dropped outside the lock (it may be the last reference).
-                if !self.released.load(Ordering::Acquire) {
-                    let removed = self.lock().members.remove(&id);
-                    drop(removed);
-                }
-                self.member_gone();
-                return;
+            MemberExit::Completed => return self.ended_quietly(id),
+            MemberExit::Cancelled => {
+                self.cancelled_members.fetch_add(1, Ordering::Relaxed);
+                return self.ended_quietly(id);
             }
+            MemberExit::Failed(watch, error) => (watch, error),
         };
         let (first_failure, removed, dropped_watch) = {
             let mut state = self.lock();
