@@ -135,16 +135,19 @@ pub(crate) fn expect_current(what: &str) -> Handle {
 pub(crate) struct TaskGuard(Option<TaskId>);
 
 impl Drop for TaskGuard {
+    #[inline]
     fn drop(&mut self) {
         let _ = TASK.try_with(|t| t.set(self.0));
     }
 }
 
+#[inline]
 pub(crate) fn enter_task(id: TaskId) -> TaskGuard {
     TaskGuard(TASK.with(|t| t.replace(Some(id))))
 }
 
 /// The task being polled on this thread, if any.
+#[inline]
 pub(crate) fn current_task() -> Option<TaskId> {
     TASK.try_with(Cell::get).ok().flatten()
 }
@@ -160,6 +163,7 @@ crate::loom::thread_local! {
 ///
 /// Returns 0 while this thread's thread-locals are being destroyed, which matches no
 /// thread: callers must treat 0 as "some other thread".
+#[inline]
 pub(crate) fn thread_token() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static NEXT: AtomicU64 = AtomicU64::new(1);

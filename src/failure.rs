@@ -564,6 +564,7 @@ struct Capture {
 }
 
 /// Installs warden's panic hook, once per process, in front of the current hook.
+#[inline]
 pub(crate) fn install_panic_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -612,6 +613,7 @@ pub(crate) fn install_panic_hook() {
 /// panic is a failure of its own, not a panic during an unwinding. For a finished future's
 /// destructor, which runs in its poll's scope after the body may have caught a panic of
 /// its own (with `catch_unwind`) and gone on to return.
+#[inline]
 pub(crate) fn rearm_capture() {
     let _ = CAPTURING.try_with(|c| {
         if let Some(capture) = c.get().filter(|capture| capture.recorded) {

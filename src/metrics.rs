@@ -190,14 +190,17 @@ impl Counters {
         }
     }
 
+    #[inline]
     pub(crate) fn spawned(&self) {
         self.bump(|s| &s.spawned);
     }
 
+    #[inline]
     pub(crate) fn polled(&self) {
         self.bump(|s| &s.polls);
     }
 
+    #[inline]
     pub(crate) fn ended(&self, ending: Ending) {
         match ending {
             Ending::Completed => self.bump(|s| &s.completed),

@@ -270,7 +270,10 @@ where
             }
         };
         owner.metrics.ended(ending);
-        report_exit(owner, &header.info, &exit);
+        // Both observers are off unless configured: one test each, without a call.
+        if owner.tracer.is_some() || owner.on_exit.is_some() {
+            report_exit(owner, &header.info, &exit);
+        }
         if let Some(group) = &header.group {
             let member_exit = match (&watch, &exit) {
                 (Some(watch), Exit::Failed(e)) => MemberExit::Failed(watch.clone(), e.clone()),
@@ -283,7 +286,7 @@ where
             // Detached (or the handle is gone): nobody can ever read the result, since
             // `HANDLE` is never set again, so it skips the trip through the stage.
             header.state.transition_to_complete();
-            drop_unread(Stage::<F, T>::Finished(exit, watch), &header.info);
+            drop_unread_exit(exit, watch, &header.info);
         } else {
             // SAFETY: rule 2: this thread still holds `RUNNING`. The stage is `Consumed`
             // (the future was dropped), which owns nothing: it is overwritten, not dropped.
@@ -434,9 +437,20 @@ unsafe fn take<F, T>(stage: *mut Stage<F, T>) -> Stage<F, T> {
 fn drop_unread<F, T>(stage: Stage<F, T>, info: &TaskInfo) {
     match stage {
         Stage::Consumed => {}
-        Stage::Finished(Exit::Value(_), None) if !std::mem::needs_drop::<T>() => {}
-        Stage::Finished(Exit::Cancelled(_), None) => {}
-        stage => drop_logged(stage, info, "output"),
+        Stage::Finished(exit, watch) => drop_unread_exit(exit, watch, info),
+        running @ Stage::Running(_) => drop_logged(running, info, "future"),
+    }
+}
+
+/// [`drop_unread`] for a result that never went into the stage (a detached task's): the
+/// same cases, matched on the exit alone, so that the common one (a value with no
+/// destructor) compiles to nothing rather than a call to the stage's drop glue.
+#[inline]
+fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &TaskInfo) {
+    match (exit, watch) {
+        (Exit::Value(value), None) if !std::mem::needs_drop::<T>() => drop(value),
+        (Exit::Cancelled(_), None) => {}
+        finished => drop_logged(finished, info, "output"),
     }
 }
 

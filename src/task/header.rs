@@ -27,6 +27,7 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    #[inline]
     pub(crate) fn new(
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,

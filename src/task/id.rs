@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct TaskId(NonZeroU64);
 
 impl TaskId {
+    #[inline]
     pub(crate) fn next() -> TaskId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         // Non-zero, so that `Option<TaskId>` (a task's parent) costs no extra word.
@@ -105,6 +106,7 @@ pub struct TaskInfo {
 }
 
 impl TaskInfo {
+    #[inline]
     pub(crate) fn new(
         name: Option<Arc<str>>,
         spawned_at: &'static Location<'static>,

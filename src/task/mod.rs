@@ -148,6 +148,7 @@ pub(crate) struct SpawnSpec {
 
 impl SpawnSpec {
     #[track_caller]
+    #[inline]
     pub(crate) fn new(name: Option<String>) -> SpawnSpec {
         SpawnSpec {
             name: name.map(Arc::from),

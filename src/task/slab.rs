@@ -30,6 +30,7 @@ impl<T> Slab<T> {
     }
 
     /// Stores `value` and returns its key.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> usize {
         let key = self.next_free;
         if key == self.entries.len() {
@@ -47,6 +48,7 @@ impl<T> Slab<T> {
     }
 
     /// Removes and returns the value at `key`, if there is one.
+    #[inline]
     pub(crate) fn remove(&mut self, key: usize) -> Option<T> {
         match self.entries.get_mut(key) {
             Some(entry @ Entry::Occupied(_)) => {

@@ -115,12 +115,14 @@ pub(crate) enum ToIdle {
 }
 
 impl State {
+    #[inline]
     pub(crate) fn new() -> State {
         State {
             word: AtomicUsize::new(INITIAL),
         }
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.word.load(Acquire))
     }
@@ -152,6 +154,7 @@ impl State {
     /// latest value, and its release half makes what the waker wrote before waking visible
     /// to the poll that the `SCHEDULED` bit promises. (Loom found the plain-load version
     /// losing a wake-up: `loom_group_cancel_vs_poll`.)
+    #[inline]
     pub(crate) fn transition_to_notified(&self) -> Notified {
         self.update(|s| {
             if s.0 & (SCHEDULED | COMPLETE) != 0 {
@@ -182,6 +185,7 @@ impl State {
     }
 
     /// Transition 2: a poller popped the task off a run queue.
+    #[inline]
     pub(crate) fn transition_to_running(&self) -> ToRunning {
         self.update(|s| {
             if s.is_complete() {
@@ -203,6 +207,7 @@ impl State {
     }
 
     /// Transition 3: the poll returned `Pending`.
+    #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
         self.update(|s| {
             debug_assert!(s.is_running(), "idle without running: {s:?}");
@@ -218,6 +223,7 @@ impl State {
 
     /// Transition 6: the poller stored the result. Returns the state before, whose
     /// [`HANDLE`] bit says who owns the result now (rule 3).
+    #[inline]
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
         self.update(|s| {
             debug_assert!(s.is_running() && !s.is_complete(), "complete: {s:?}");
@@ -229,12 +235,14 @@ impl State {
     /// The handle stored a waker: sets [`JOIN_WAKER`]. Returns the state before; if it was
     /// [`COMPLETE`], the completer may have missed the waker, and the handle must not
     /// wait for it (rule 5).
+    #[inline]
     pub(crate) fn set_join_waker(&self) -> Snapshot {
         Snapshot(self.word.fetch_or(JOIN_WAKER, AcqRel))
     }
 
     /// Transition 7: the handle is dropped or detached. Returns the state before: if it was
     /// [`COMPLETE`], the handle owns the result and must drop it.
+    #[inline]
     pub(crate) fn drop_handle(&self) -> Snapshot {
         Snapshot(self.word.fetch_and(!HANDLE, AcqRel))
     }
