@@ -153,7 +153,9 @@ impl TaskOwner {
         }
     }
 
-    /// Registers a new task; fails once the owner is closed.
+    /// Registers a new task; fails once the owner is closed. The owner-thread case is a
+    /// few instructions and is inlined into the spawn; the shards' case is a call.
+    #[inline]
     pub(crate) fn insert(&self, task: &TaskRef) -> Result<(), Closed> {
         let registry = &self.registry;
         let header = task.header();
@@ -174,6 +176,14 @@ impl TaskOwner {
                 return Ok(());
             }
         }
+        self.insert_into_shard(task)
+    }
+
+    /// [`insert`](Self::insert) for any thread but a local executor's owner.
+    #[inline(never)]
+    fn insert_into_shard(&self, task: &TaskRef) -> Result<(), Closed> {
+        let registry = &self.registry;
+        let header = task.header();
         let shard = header.info.id().as_u64() as usize % registry.shards.len();
         let mut live = registry.lock(shard);
         if live.closed {
@@ -188,6 +198,7 @@ impl TaskOwner {
 
     /// Forgets a completed task. Returns the owner's reference, which the caller drops
     /// outside the lock.
+    #[inline]
     pub(crate) fn remove(&self, task: &super::Header) -> Option<TaskRef> {
         let key = task.owner_key.load(Ordering::Relaxed);
         if key == UNREGISTERED {
@@ -203,8 +214,14 @@ impl TaskOwner {
             }
             .flatten()
         } else {
-            self.registry.lock(shard).slab.remove(index)
+            self.remove_from_shard(shard, index)
         }
+    }
+
+    /// [`remove`](Self::remove) for a task registered in a shard.
+    #[inline(never)]
+    fn remove_from_shard(&self, shard: usize, index: usize) -> Option<TaskRef> {
+        self.registry.lock(shard).slab.remove(index)
     }
 
     /// Refuses new tasks from now on and returns every live one, for cancellation.
