@@ -18,7 +18,7 @@
 //!   see them; a group dropped without `join` lets go of its failures, and those whose
 //!   handles were not read either go to the hook, once.
 
-use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering, Weak};
+use crate::loom::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering, Weak};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -79,10 +79,12 @@ struct GroupInner {
     /// joined and dropped. Parents hold only `Weak`s to their children.
     _parent: Option<Arc<GroupInner>>,
     cancelled: OnceLock<CancelReason>,
-    /// Members registered and not yet exited. `join` is done when it reaches 0.
-    live: AtomicUsize,
-    /// Members that ended cancelled, for the [`GroupError`].
-    cancelled_members: AtomicUsize,
+    /// Two counts in one word, so that a cancelled member's exit is one atomic operation
+    /// on a line that every worker writes: the low 32 bits are the members registered and
+    /// not yet exited (`join` is done at 0; more than 2^32 live members would need
+    /// terabytes of task blocks), the high 32 the members that ended cancelled, for the
+    /// [`GroupError`] (see [`MemberCounts`]).
+    counts: MemberCounts,
     /// Set, under the lock, when `cancel` took the member map: from then on members are
     /// neither inserted nor removed, and a member that ends without failing does so with
     /// a few atomic operations; only the last one takes the lock, to wake `join` (see
@@ -103,6 +105,51 @@ struct GroupState {
     abandoned: bool,
     /// The deadline timer, removed when the group ends.
     deadline: Option<(Instant, u64)>,
+}
+
+/// A group's live and cancelled member counts, in one atomic word (see
+/// `GroupInner::counts`).
+struct MemberCounts(AtomicU64);
+
+/// The live count's bits.
+const LIVE: u64 = u32::MAX as u64;
+/// One cancelled member, in the cancelled count's bits.
+const ONE_CANCELLED: u64 = 1 << 32;
+
+impl MemberCounts {
+    fn new() -> MemberCounts {
+        MemberCounts(AtomicU64::new(0))
+    }
+
+    /// One more live member.
+    fn register(&self) {
+        let before = self.0.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(before & LIVE < LIVE, "2^32 live members in one group");
+    }
+
+    /// One live member fewer, and one more cancelled if it was: adding `ONE_CANCELLED - 1`
+    /// to a word whose live count is at least 1 takes 1 from it and carries 1 into the
+    /// cancelled count, in one operation. Returns `true` for the last live member. The
+    /// `Release` half publishes the exit (recorded before) to `live`'s `Acquire` load.
+    fn exit(&self, cancelled: bool) -> bool {
+        let before = if cancelled {
+            self.0.fetch_add(ONE_CANCELLED - 1, Ordering::AcqRel)
+        } else {
+            self.0.fetch_sub(1, Ordering::AcqRel)
+        };
+        debug_assert!(before & LIVE > 0, "a group member exited twice");
+        before & LIVE == 1
+    }
+
+    /// Members registered and not yet exited.
+    fn live(&self) -> u64 {
+        self.0.load(Ordering::Acquire) & LIVE
+    }
+
+    /// Members that ended cancelled (counted modulo 2^32).
+    fn cancelled(&self) -> usize {
+        (self.0.load(Ordering::Relaxed) >> 32) as usize
+    }
 }
 
 /// A group's unfinished members, by task id.
@@ -188,8 +235,8 @@ impl GroupInner {
     /// One member fewer; the last one wakes `join`. Called after the exit was recorded
     /// (the `Release` half publishes it to the `Acquire` load in `join`), and never under
     /// the lock.
-    fn member_gone(&self) {
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+    fn member_gone(&self, cancelled: bool) {
+        if self.counts.exit(cancelled) {
             // `join` checks `live` and stores its waker under the lock, so taking the lock
             // here (after the decrement) finds the waker if `join` missed the zero.
             let waker = self.lock().join_waker.take();
@@ -202,17 +249,17 @@ impl GroupInner {
     /// A member ended without failing (completed or cancelled). Once the cancel has taken
     /// the map there is nothing to remove, and no lock; before, the entry goes, and is
     /// dropped outside the lock (it may be the last reference).
-    fn ended_quietly(&self, id: TaskId) {
+    fn ended_quietly(&self, id: TaskId, cancelled: bool) {
         if !self.released.load(Ordering::Acquire) {
             let removed = self.lock().members.remove(&id);
             drop(removed);
         }
-        self.member_gone();
+        self.member_gone(cancelled);
     }
 
     /// `true` once every member has exited.
     fn is_done(&self) -> bool {
-        self.live.load(Ordering::Acquire) == 0
+        self.counts.live() == 0
     }
 }
 
@@ -222,7 +269,7 @@ impl GroupLink for GroupInner {
     }
 
     fn register(&self, task: &TaskRef) {
-        self.live.fetch_add(1, Ordering::Relaxed);
+        self.counts.register();
         let mut state = self.lock();
         // After the cancel took the map, a new member needs no entry: it checks the
         // group's flag before its first poll and ends cancelled.
@@ -237,11 +284,8 @@ impl GroupLink for GroupInner {
 
     fn member_exited(&self, id: TaskId, exit: MemberExit) {
         let (watch, error) = match exit {
-            MemberExit::Completed => return self.ended_quietly(id),
-            MemberExit::Cancelled => {
-                self.cancelled_members.fetch_add(1, Ordering::Relaxed);
-                return self.ended_quietly(id);
-            }
+            MemberExit::Completed => return self.ended_quietly(id, false),
+            MemberExit::Cancelled => return self.ended_quietly(id, true),
             MemberExit::Failed(watch, error) => (watch, error),
         };
         let (first_failure, removed, dropped_watch) = {
@@ -262,7 +306,7 @@ impl GroupLink for GroupInner {
         if first_failure && !self.supervisor {
             self.cancel(CancelReason::SiblingFailed(id));
         }
-        self.member_gone();
+        self.member_gone(false);
     }
 }
 
@@ -433,8 +477,7 @@ impl TaskGroup {
                 supervisor,
                 _parent: parent,
                 cancelled: OnceLock::new(),
-                live: AtomicUsize::new(0),
-                cancelled_members: AtomicUsize::new(0),
+                counts: MemberCounts::new(),
                 released: AtomicBool::new(false),
                 state: Mutex::new(GroupState::default()),
             }),
@@ -581,7 +624,7 @@ impl TaskGroup {
             let mut state = self.inner.lock();
             (
                 std::mem::take(&mut state.failures),
-                self.inner.cancelled_members.load(Ordering::Relaxed),
+                self.inner.counts.cancelled(),
                 state.deadline.take(),
             )
         };
@@ -639,7 +682,7 @@ impl fmt::Debug for TaskGroup {
             .field("cancelled", &self.inner.cancelled.get());
         match self.inner.state.try_lock() {
             Ok(state) => d
-                .field("members", &self.inner.live.load(Ordering::Relaxed))
+                .field("members", &self.inner.counts.live())
                 .field("failures", &state.failures.len()),
             Err(_) => d.field("state", &format_args!("<locked>")),
         };
