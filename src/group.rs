@@ -155,9 +155,10 @@ impl MemberCounts {
 /// A group's unfinished members, by task id.
 type MemberMap = HashMap<TaskId, TaskRef, BuildHasherDefault<IdHasher>>;
 
-/// The members in the order a cancel wakes them: the map's own, except under loom, where
-/// it is spawn order. (The map's order follows the ids, which differ from one loom
-/// execution to the next, and a model must replay the same steps.)
+/// The members in the order a cancel wakes them: the map's own, which is close to spawn
+/// order (see [`IdHasher`]), except under loom, where it is exactly spawn order. (The
+/// map's order follows the ids, which differ from one loom execution to the next, and a
+/// model must replay the same steps.)
 fn wake_order(members: &MemberMap) -> impl Iterator<Item = &TaskRef> {
     #[cfg(not(all(loom, test)))]
     return members.values();
