@@ -9,7 +9,9 @@
 //!
 //! - the *ready* queue, which only the owner thread touches, so it needs no lock: tasks
 //!   spawned or woken on the owner thread (the common case: tasks waking each other, a task
-//!   yielding) are pushed and popped with plain memory operations;
+//!   yielding) are pushed and popped with plain memory operations. In front of it sits a
+//!   one-task *next* slot: the first task that a running task spawns or wakes runs right
+//!   after it (see `Ready`), as on a pool worker;
 //! - the *remote* queue, behind a mutex, for wakes and spawns from other threads (a timer
 //!   thread, an I/O reactor, a `Handle` used elsewhere). Such a push also unparks the
 //!   owner if it sleeps.
@@ -33,7 +35,8 @@
 //! `block_on` alternates between the root future and the queue: after the root future is
 //! polled (when woken), at most [`BATCH`] tasks run before it is looked at again. A task
 //! that wakes itself goes to the back of the queue, behind every task that was already
-//! ready, so it cannot starve them.
+//! ready, so it cannot starve them; and at most three tasks in a row come from the next
+//! slot, so two tasks waking each other cannot starve them either.
 //!
 //! # Parking
 //!
@@ -54,7 +57,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_task::{ArcWake, LocalFutureObj, LocalSpawn, SpawnError, waker_ref};
 
@@ -101,7 +104,7 @@ pub struct LocalExecutor {
 pub(crate) struct LocalShared {
     owner: TaskOwner,
     /// Tasks ready to run, pushed on the owner thread. Only the owner thread touches it.
-    ready: UnsafeCell<VecDeque<TaskRef>>,
+    ready: UnsafeCell<Ready>,
     /// Tasks made ready on other threads.
     remote: Mutex<VecDeque<TaskRef>>,
     /// `true` when `remote` may hold tasks (set under its lock, cleared by the owner).
@@ -129,7 +132,7 @@ impl Schedule for LocalShared {
     fn schedule(&self, task: TaskRef) {
         if self.is_owner_thread() {
             // The owner is running this very code, so it is not asleep: no unpark.
-            self.with_ready(|ready| ready.push_back(task));
+            self.with_ready(|ready| ready.push(task));
             return;
         }
         {
@@ -141,6 +144,18 @@ impl Schedule for LocalShared {
         if self.sleeping.load(Ordering::SeqCst) {
             self.thread.unpark();
         }
+    }
+
+    /// A task that awaits the one that just completed goes to the back of the queue, not
+    /// into the slot: a parent that awaits its children one by one would otherwise be
+    /// polled after each child, to find the next one still pending.
+    fn wake_join_waiter(&self, waker: Waker) {
+        if !self.is_owner_thread() {
+            return crate::failure::wake_guarded(waker);
+        }
+        let open = self.with_ready(|ready| std::mem::replace(&mut ready.slot_open, false));
+        crate::failure::wake_guarded(waker);
+        self.with_ready(|ready| ready.slot_open = open);
     }
 
     fn owner(&self) -> &TaskOwner {
@@ -185,7 +200,7 @@ impl LocalShared {
     /// or runs inside a method of the `!Send`, `!Sync` [`LocalExecutor`], which exists on
     /// its owner thread alone. `f` must not call back into anything that may schedule.
     #[inline(always)]
-    fn with_ready<R>(&self, f: impl FnOnce(&mut VecDeque<TaskRef>) -> R) -> R {
+    fn with_ready<R>(&self, f: impl FnOnce(&mut Ready) -> R) -> R {
         debug_assert!(
             self.is_owner_thread() || context::thread_token() == 0,
             "the ready queue was touched off the owner thread"
@@ -205,17 +220,17 @@ impl LocalShared {
         if self.remote_queued.load(Ordering::Acquire) {
             let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
             self.remote_queued.store(false, Ordering::Relaxed);
-            self.with_ready(|ready| ready.append(&mut remote));
+            self.with_ready(|ready| ready.queue.append(&mut remote));
         }
     }
 
     /// The next ready task. Owner thread only.
     fn pop(&self) -> Option<TaskRef> {
-        if let Some(task) = self.with_ready(VecDeque::pop_front) {
+        if let Some(task) = self.with_ready(Ready::pop) {
             return Some(task);
         }
         self.take_remote();
-        self.with_ready(VecDeque::pop_front)
+        self.with_ready(Ready::pop)
     }
 
     /// `true` on the thread that created the executor.
@@ -227,6 +242,74 @@ impl LocalShared {
         let _ = self.shutdown_cause.set(cause.clone());
         self.shutdown_requested.store(true, Ordering::Release);
         self.thread.unpark();
+    }
+}
+
+/// How many tasks in a row may be taken from [`Ready::next`] before the queue gets a turn.
+const MAX_NEXT_STREAK: u8 = 3;
+
+/// The owner thread's ready tasks: a FIFO queue, and a slot for the task to run next.
+///
+/// The slot holds the first task that a running task spawns or wakes (later ones, while
+/// it is full, join the queue in order). Two tasks that hand messages back and forth,
+/// or a task and the helper it has just spawned, then run one after the other while
+/// their data is still in cache, and the blocks they free are reused at once; through a
+/// FIFO queue alone, every other ready task would run in between. Two rules keep it fair:
+/// at most [`MAX_NEXT_STREAK`] tasks in a row come from the slot, and a task that wakes
+/// itself (a yield) goes to the back of the queue, never into the slot.
+struct Ready {
+    queue: VecDeque<TaskRef>,
+    next: Option<TaskRef>,
+    /// Tasks taken from `next` in a row.
+    streak: u8,
+    /// `true` while `run_batch` runs tasks: pushes then may fill the slot. Pushes from
+    /// the root future of `block_on`, from outside the executor, and join wakes (see
+    /// [`Schedule::wake_join_waiter`]) go to the queue.
+    slot_open: bool,
+}
+
+impl Ready {
+    fn new() -> Ready {
+        Ready {
+            queue: VecDeque::new(),
+            next: None,
+            streak: 0,
+            slot_open: false,
+        }
+    }
+
+    /// Queues a task spawned or woken on the owner thread: into the slot if it is open
+    /// and empty, else at the back.
+    #[inline]
+    fn push(&mut self, task: TaskRef) {
+        if self.slot_open && self.next.is_none() {
+            self.next = Some(task);
+        } else {
+            self.queue.push_back(task);
+        }
+    }
+
+    /// The next task to run: the slot's, unless the streak is used up (then the slot's task
+    /// goes to the back), else the queue's first.
+    #[inline]
+    fn pop(&mut self) -> Option<TaskRef> {
+        if let Some(task) = self.next.take() {
+            if self.streak < MAX_NEXT_STREAK {
+                self.streak += 1;
+                return Some(task);
+            }
+            self.queue.push_back(task);
+        }
+        self.streak = 0;
+        self.queue.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next.is_none() && self.queue.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len() + usize::from(self.next.is_some())
     }
 }
 
@@ -255,7 +338,7 @@ impl LocalExecutor {
         let owner_token = context::thread_token();
         let shared = Arc::new(LocalShared {
             owner: TaskOwner::new(builder, sink.clone(), Placement::OwnerThread(owner_token)),
-            ready: UnsafeCell::new(VecDeque::new()),
+            ready: UnsafeCell::new(Ready::new()),
             remote: Mutex::new(VecDeque::new()),
             remote_queued: AtomicBool::new(false),
             thread: current(),
@@ -420,19 +503,21 @@ impl LocalExecutor {
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
         let mut ran = 0;
+        self.shared.with_ready(|ready| ready.slot_open = true);
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
                     if let Some(again) = task.run() {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
-                        self.shared.with_ready(|ready| ready.push_back(again));
+                        self.shared.with_ready(|ready| ready.queue.push_back(again));
                     }
                     ran += 1;
                 }
                 None => break,
             }
         }
+        self.shared.with_ready(|ready| ready.slot_open = false);
         ran
     }
 

@@ -356,3 +356,40 @@ fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
         assert_eq!(drops.count(), 2);
     });
 }
+
+/// The `LocalExecutor`'s next slot: two tasks that wake each other run from it, but at most
+/// three in a row, so a task waiting in the ready queue still runs.
+#[test]
+fn local_tasks_waking_each_other_cannot_starve_the_queue() {
+    no_hang(|| {
+        let ex = warden::LocalExecutor::new();
+        let drops = DropCounter::new();
+        let wakers = Arc::new(std::sync::Mutex::new([None, None]));
+        let bouncer = |me| Bouncer {
+            me,
+            wakers: wakers.clone(),
+            _token: drops.token(),
+        };
+        let (a, b) = (bouncer(0), bouncer(1));
+        // Spawned from a running task, so that the bouncers go through the next slot.
+        let (victim, a, b) = ex
+            .block_on(ex.spawn(async move {
+                let victim = warden::spawn(async {
+                    for _ in 0..5 {
+                        warden::yield_now().await;
+                    }
+                    "ran"
+                });
+                (victim, warden::spawn(a), warden::spawn(b))
+            }))
+            .unwrap();
+        assert_eq!(ex.block_on(victim).unwrap(), "ran");
+        a.cancel();
+        b.cancel();
+        ex.block_on(async {
+            assert!(a.await.unwrap_err().is_cancelled());
+            assert!(b.await.unwrap_err().is_cancelled());
+        });
+        assert_eq!(drops.count(), 2);
+    });
+}

@@ -506,3 +506,63 @@ fn shutdown_from_inside_a_task() {
     assert_eq!(m.live, 0, "{m:?}");
     support::assert_adds_up(&m);
 }
+
+/// The next slot: the first task that a running task spawns runs right after it, ahead of
+/// tasks already queued; the tasks it spawns after that queue in order. Tasks spawned from
+/// outside a task (here, before `run_until_idle`) queue in order.
+#[test]
+fn the_first_task_a_running_task_spawns_runs_next() {
+    let ex = LocalExecutor::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let log = |n: u32| {
+        let order = order.clone();
+        async move { order.borrow_mut().push(n) }
+    };
+    ex.spawn({
+        let (three, four) = (log(3), log(4));
+        let order = order.clone();
+        async move {
+            order.borrow_mut().push(1);
+            warden::spawn_local(three).detach();
+            warden::spawn_local(four).detach();
+        }
+    })
+    .detach();
+    ex.spawn(log(2)).detach();
+    ex.run_until_idle();
+    assert_eq!(*order.borrow(), [1, 3, 2, 4]);
+}
+
+/// A task that awaits its children one by one is woken by each child's completion, but
+/// those wakes queue at the back: it is polled once to spawn and once more when every
+/// child is done, not once per child (which the next slot would do if a join wake could
+/// fill it).
+#[test]
+fn a_parent_awaiting_its_children_in_turn_is_not_polled_after_each() {
+    const CHILDREN: usize = 100;
+    let ex = LocalExecutor::new();
+    let polls = Rc::new(Cell::new(0));
+    let mut body = Box::pin(async {
+        let children: Vec<_> = (0..CHILDREN)
+            .map(|i| warden::spawn(async move { i }))
+            .collect();
+        let mut sum = 0;
+        for child in children {
+            sum += child.await.unwrap();
+        }
+        sum
+    });
+    let parent = ex.spawn({
+        let polls = polls.clone();
+        std::future::poll_fn(move |cx| {
+            polls.set(polls.get() + 1);
+            body.as_mut().poll(cx)
+        })
+    });
+    assert_eq!(ex.block_on(parent).unwrap(), (0..CHILDREN).sum::<usize>());
+    assert!(
+        polls.get() <= 3,
+        "the parent was polled {} times",
+        polls.get()
+    );
+}

@@ -69,7 +69,7 @@ impl Header {
     /// Takes the handle's waker, if one is waiting, and wakes it.
     pub(crate) fn wake_join_waiter(&self) {
         if let Some(waker) = self.take_join_waker() {
-            crate::failure::wake_guarded(waker);
+            self.scheduler.wake_join_waiter(waker);
         }
     }
 }

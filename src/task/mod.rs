@@ -111,6 +111,11 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// Puts a notified task on a run queue. Called from any thread, by wakers.
     fn schedule(&self, task: TaskRef);
 
+    /// Wakes whoever awaits a task that has just completed (its join handle's waker).
+    fn wake_join_waiter(&self, waker: std::task::Waker) {
+        crate::failure::wake_guarded(waker);
+    }
+
     /// The executor's registry of live tasks, counters and error sink.
     fn owner(&self) -> &TaskOwner;
 }
