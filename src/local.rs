@@ -5,12 +5,12 @@
 //!
 //! # Queues
 //!
-//! Two FIFO queues of [`TaskRef`]s:
+//! Two queues of [`TaskRef`]s:
 //!
 //! - the *ready* queue, which only the owner thread touches, so it needs no lock: tasks
 //!   spawned or woken on the owner thread (the common case: tasks waking each other, a task
-//!   yielding) are pushed and popped with plain memory operations. In front of it sits a
-//!   one-task *next* slot: the first task that a running task spawns or wakes runs right
+//!   yielding) are pushed and popped with plain memory operations. It is FIFO, with a
+//!   one-task *next* slot in front: the first task that a running task spawns or wakes runs right
 //!   after it (see `Ready`), as on a pool worker;
 //! - the *remote* queue, behind a mutex, for wakes and spawns from other threads (a timer
 //!   thread, an I/O reactor, a `Handle` used elsewhere). Such a push also unparks the
@@ -147,15 +147,16 @@ impl Schedule for LocalShared {
     }
 
     /// A task that awaits the one that just completed goes to the back of the queue, not
-    /// into the slot: a parent that awaits its children one by one would otherwise be
-    /// polled after each child, to find the next one still pending.
+    /// into the slot: a parent that awaits its children's handles one by one would
+    /// otherwise be polled after each child, to find the next one still pending. (It is
+    /// this executor's slot that is closed, the completed task's: in the one case where
+    /// the waiter belongs to another executor on this thread, that one's slot may take it.)
     fn wake_join_waiter(&self, waker: Waker) {
         if !self.is_owner_thread() {
             return crate::failure::wake_guarded(waker);
         }
-        let open = self.with_ready(|ready| std::mem::replace(&mut ready.slot_open, false));
+        let _closed = self.set_slot_open(false);
         crate::failure::wake_guarded(waker);
-        self.with_ready(|ready| ready.slot_open = open);
     }
 
     fn owner(&self) -> &TaskOwner {
@@ -231,6 +232,16 @@ impl LocalShared {
         }
         self.take_remote();
         self.with_ready(Ready::pop)
+    }
+
+    /// Opens or closes the next slot until the returned guard is dropped, which restores
+    /// what it was (also if a panic unwinds past it). Owner thread only.
+    fn set_slot_open(&self, open: bool) -> SlotSetting<'_> {
+        let previous = self.with_ready(|ready| std::mem::replace(&mut ready.slot_open, open));
+        SlotSetting {
+            shared: self,
+            previous,
+        }
     }
 
     /// `true` on the thread that created the executor.
@@ -310,6 +321,19 @@ impl Ready {
 
     fn len(&self) -> usize {
         self.queue.len() + usize::from(self.next.is_some())
+    }
+}
+
+/// Restores [`Ready::slot_open`] when dropped; see [`LocalShared::set_slot_open`].
+struct SlotSetting<'a> {
+    shared: &'a LocalShared,
+    previous: bool,
+}
+
+impl Drop for SlotSetting<'_> {
+    fn drop(&mut self) {
+        let previous = self.previous;
+        self.shared.with_ready(|ready| ready.slot_open = previous);
     }
 }
 
@@ -503,7 +527,7 @@ impl LocalExecutor {
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
         let mut ran = 0;
-        self.shared.with_ready(|ready| ready.slot_open = true);
+        let _open = self.shared.set_slot_open(true);
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
@@ -517,7 +541,6 @@ impl LocalExecutor {
                 None => break,
             }
         }
-        self.shared.with_ready(|ready| ready.slot_open = false);
         ran
     }
 

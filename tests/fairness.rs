@@ -357,8 +357,9 @@ fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
     });
 }
 
-/// The `LocalExecutor`'s next slot: two tasks that wake each other run from it, but at most
-/// three in a row, so a task waiting in the ready queue still runs.
+/// The `LocalExecutor`'s next slot: two tasks that wake each other keep it full (each
+/// wake of the other lands in it), but at most three slot tasks run in a row, so a task
+/// waiting in the ready queue (here `victim`, whose yields put it at the back) still runs.
 #[test]
 fn local_tasks_waking_each_other_cannot_starve_the_queue() {
     no_hang(|| {
@@ -371,7 +372,8 @@ fn local_tasks_waking_each_other_cannot_starve_the_queue() {
             _token: drops.token(),
         };
         let (a, b) = (bouncer(0), bouncer(1));
-        // Spawned from a running task, so that the bouncers go through the next slot.
+        // Spawned from a running task: `victim`, the first spawn, takes the slot, the
+        // bouncers queue behind it; from then on each bouncer's wake of the other fills it.
         let (victim, a, b) = ex
             .block_on(ex.spawn(async move {
                 let victim = warden::spawn(async {

@@ -566,3 +566,94 @@ fn a_parent_awaiting_its_children_in_turn_is_not_polled_after_each() {
         polls.get()
     );
 }
+
+/// The next slot across `try_tick` calls and shutdown: a task left in the slot when a tick
+/// ends runs first at the next tick, and one still there at shutdown has its future
+/// dropped like every other live task.
+#[test]
+fn a_task_left_in_the_next_slot_runs_next_tick_or_is_dropped_at_shutdown() {
+    let ex = LocalExecutor::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let drops = DropCounter::new();
+    let spawner = |name: &'static str| {
+        let order = order.clone();
+        let token = drops.token();
+        async move {
+            order.borrow_mut().push(name);
+            let child_order = order.clone();
+            warden::spawn_local(async move {
+                let _token = token;
+                child_order.borrow_mut().push("child");
+                pending::<()>().await;
+            })
+            .detach();
+        }
+    };
+    ex.spawn(spawner("first")).detach();
+    ex.spawn({
+        let order = order.clone();
+        async move { order.borrow_mut().push("queued") }
+    })
+    .detach();
+    assert!(ex.try_tick());
+    assert_eq!(*order.borrow(), ["first"], "the child waits in the slot");
+    assert!(ex.try_tick());
+    assert_eq!(
+        *order.borrow(),
+        ["first", "child"],
+        "the slot goes before the queue"
+    );
+    ex.run_until_idle();
+    assert_eq!(*order.borrow(), ["first", "child", "queued"]);
+
+    // Leave a fresh child in the slot, then shut down.
+    ex.spawn(spawner("second")).detach();
+    assert!(ex.try_tick());
+    assert_eq!(drops.count(), 0);
+    ex.shutdown();
+    assert_eq!(
+        drops.count(),
+        2,
+        "both pending children's futures were dropped"
+    );
+    assert_eq!(ex.metrics().live, 0);
+}
+
+/// A join wake closes the slot only while it runs: a later, ordinary wake in the same batch
+/// still fills it. `d` waits on a oneshot; `b`'s completion wakes `w` (its handle's
+/// waiter), which queues at the back; then `c` wakes `d`, which runs right after `c`,
+/// ahead of `e` and `w`.
+#[test]
+fn an_ordinary_wake_after_a_join_wake_still_fills_the_slot() {
+    let ex = LocalExecutor::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let log = |name: &'static str| {
+        let order = order.clone();
+        move || order.borrow_mut().push(name)
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    let d = log("d");
+    ex.spawn(async move {
+        rx.await.unwrap();
+        d();
+    })
+    .detach();
+    let (b_log, w_log, c_log, e_log) = (log("b"), log("w"), log("c"), log("e"));
+    let b: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
+    let b_slot = b.clone();
+    ex.spawn(async move {
+        let handle = b_slot.borrow_mut().take().expect("b was spawned");
+        handle.await.unwrap();
+        w_log();
+    })
+    .detach();
+    *b.borrow_mut() = Some(ex.spawn(async move { b_log() }));
+    ex.spawn(async move {
+        c_log();
+        tx.send(()).unwrap();
+    })
+    .detach();
+    ex.spawn(async move { e_log() }).detach();
+    ex.run_until_idle();
+    assert_eq!(*order.borrow(), ["b", "c", "d", "e", "w"]);
+}
