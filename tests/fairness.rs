@@ -318,13 +318,13 @@ impl Future for Bouncer {
     }
 }
 
-/// Pool only (the LIFO slot is the pool's): two tasks that wake each other run from the
-/// worker's LIFO slot, but at most `MAX_LIFO_STREAK` in a row, so a task waiting in the
-/// same worker's deque still runs. One worker, so nobody else could steal it.
-#[test]
-fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
-    no_hang(|| {
-        let ex = warden::Builder::new().worker_threads(1).build();
+/// Two tasks that wake each other keep the slot in front of the queue full (each wake of
+/// the other lands in it), but at most three slot tasks run in a row, so a task waiting in
+/// the queue (here `victim`, whose yields put it at the back) still runs. Without the
+/// streak limit, `block_on(victim)` hangs.
+fn tasks_waking_each_other_cannot_starve_the_queue(make_rt: fn() -> Rt) {
+    no_hang(move || {
+        let rt = make_rt();
         let drops = DropCounter::new();
         let wakers = Arc::new(std::sync::Mutex::new([None, None]));
         let bouncer = |me| Bouncer {
@@ -333,10 +333,10 @@ fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
             _token: drops.token(),
         };
         let (a, b) = (bouncer(0), bouncer(1));
-        // Spawned from a task on the worker, so that all three start in its LIFO slot and
-        // deque: `victim` first, so it is displaced into the deque by the bouncers.
-        let (victim, a, b) = ex
-            .block_on(ex.spawn(async move {
+        // Spawned from a running task, so that all three start out in the slot and the
+        // queue: `victim` first, so that the bouncers' wakes of each other push it back.
+        let (victim, a, b) = rt
+            .block_on(rt.spawn(async move {
                 let victim = warden::spawn(async {
                     for _ in 0..5 {
                         warden::yield_now().await;
@@ -346,10 +346,10 @@ fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
                 (victim, warden::spawn(a), warden::spawn(b))
             }))
             .unwrap();
-        assert_eq!(ex.block_on(victim).unwrap(), "ran");
+        assert_eq!(rt.block_on(victim).unwrap(), "ran");
         a.cancel();
         b.cancel();
-        ex.block_on(async {
+        rt.block_on(async {
             assert!(a.await.unwrap_err().is_cancelled());
             assert!(b.await.unwrap_err().is_cancelled());
         });
@@ -357,41 +357,16 @@ fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
     });
 }
 
-/// The `LocalExecutor`'s next slot: two tasks that wake each other keep it full (each
-/// wake of the other lands in it), but at most three slot tasks run in a row, so a task
-/// waiting in the ready queue (here `victim`, whose yields put it at the back) still runs.
+/// The pool's LIFO slot, on one worker, so that nobody else could steal the victim.
+#[test]
+fn pool_tasks_waking_each_other_cannot_starve_the_workers_deque() {
+    tasks_waking_each_other_cannot_starve_the_queue(|| {
+        Rt::Pool(warden::Builder::new().worker_threads(1).build())
+    });
+}
+
+/// The `LocalExecutor`'s next slot.
 #[test]
 fn local_tasks_waking_each_other_cannot_starve_the_queue() {
-    no_hang(|| {
-        let ex = warden::LocalExecutor::new();
-        let drops = DropCounter::new();
-        let wakers = Arc::new(std::sync::Mutex::new([None, None]));
-        let bouncer = |me| Bouncer {
-            me,
-            wakers: wakers.clone(),
-            _token: drops.token(),
-        };
-        let (a, b) = (bouncer(0), bouncer(1));
-        // Spawned from a running task: `victim`, the first spawn, takes the slot, the
-        // bouncers queue behind it; from then on each bouncer's wake of the other fills it.
-        let (victim, a, b) = ex
-            .block_on(ex.spawn(async move {
-                let victim = warden::spawn(async {
-                    for _ in 0..5 {
-                        warden::yield_now().await;
-                    }
-                    "ran"
-                });
-                (victim, warden::spawn(a), warden::spawn(b))
-            }))
-            .unwrap();
-        assert_eq!(ex.block_on(victim).unwrap(), "ran");
-        a.cancel();
-        b.cancel();
-        ex.block_on(async {
-            assert!(a.await.unwrap_err().is_cancelled());
-            assert!(b.await.unwrap_err().is_cancelled());
-        });
-        assert_eq!(drops.count(), 2);
-    });
+    tasks_waking_each_other_cannot_starve_the_queue(|| Rt::Local(warden::LocalExecutor::new()));
 }
