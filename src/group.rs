@@ -195,7 +195,7 @@ impl GroupInner {
         // The map is taken under the lock and the members are woken after it, one by one
         // (so workers start on the first while the rest are still being woken). Exiting
         // members no longer touch the map.
-        let (members, children) = {
+        let (mut members, children) = {
             let mut state = self.lock();
             self.released.store(true, Ordering::Release);
             (std::mem::take(&mut state.members), state.children.clone())
@@ -218,7 +218,6 @@ impl GroupInner {
         // until the `TaskGroup` is dropped (after `join`), and that thread frees them.
         if self.handle.is_multi_threaded() {
             wake_order(&members).cloned().for_each(wake);
-            let mut members = members;
             members.retain(|_, member| !member.header().state.load().is_complete());
             let mut state = self.lock();
             if !state.abandoned {

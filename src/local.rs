@@ -10,8 +10,8 @@
 //! - the *ready* queue, which only the owner thread touches, so it needs no lock: tasks
 //!   spawned or woken on the owner thread (the common case: tasks waking each other, a task
 //!   yielding) are pushed and popped with plain memory operations. It is FIFO, with a
-//!   one-task *next* slot in front: the first task that a running task spawns or wakes runs right
-//!   after it (see `Ready`), as on a pool worker;
+//!   one-task *next* slot in front: the first task that a running task spawns or wakes
+//!   runs right after it (see `Ready`), as on a pool worker;
 //! - the *remote* queue, behind a mutex, for wakes and spawns from other threads (a timer
 //!   thread, an I/O reactor, a `Handle` used elsewhere). Such a push also unparks the
 //!   owner if it sleeps.
