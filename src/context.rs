@@ -37,21 +37,32 @@ pub(crate) struct Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = EXECUTOR.try_with(|e| *e.borrow_mut() = previous);
+        replace_current(self.previous.take());
         let _ = DRIVING.try_with(|d| d.set(self.was_driving));
     }
 }
 
 fn try_enter(handle: Handle) -> Result<Entered, EnterError> {
-    if DRIVING.with(Cell::get) {
+    // `try_with` throughout: an executor may be driven or dropped from another
+    // thread-local's destructor, after these thread-locals are gone. A panic there would
+    // abort the process, so a thread whose context is gone simply runs without one.
+    if DRIVING.try_with(Cell::get).unwrap_or(false) {
         return Err(EnterError);
     }
-    DRIVING.with(|d| d.set(true));
+    let _ = DRIVING.try_with(|d| d.set(true));
     Ok(Entered {
-        previous: EXECUTOR.with(|e| e.borrow_mut().replace(handle)),
+        previous: replace_current(Some(handle)),
         was_driving: false,
     })
+}
+
+/// Makes `handle` this thread's current executor and returns the previous one (`None`, and
+/// nothing set, once the thread-local is gone at thread exit).
+fn replace_current(handle: Option<Handle>) -> Option<Handle> {
+    EXECUTOR
+        .try_with(|e| std::mem::replace(&mut *e.borrow_mut(), handle))
+        .ok()
+        .flatten()
 }
 
 /// Marks this thread as driving `handle`'s executor.
@@ -83,8 +94,8 @@ pub(crate) fn enter(handle: Handle, what: &str) -> Entered {
 /// drops futures, which may run on a thread that drives another executor).
 pub(crate) fn set_current(handle: Handle) -> Entered {
     Entered {
-        previous: EXECUTOR.with(|e| e.borrow_mut().replace(handle)),
-        was_driving: DRIVING.with(Cell::get),
+        previous: replace_current(Some(handle)),
+        was_driving: DRIVING.try_with(Cell::get).unwrap_or(false),
     }
 }
 
@@ -115,6 +126,14 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
 #[cold]
 #[track_caller]
 fn no_executor(what: &str) -> ! {
+    if EXECUTOR.try_with(|_| ()).is_err() {
+        panic!(
+            "warden: `{what}` was called while this thread is exiting, from a thread-local's \
+             destructor, after warden's own thread-local context was destroyed, so no current \
+             executor can be found. Use an executor or Handle directly (`ex.spawn(..)`, \
+             `handle.spawn(..)`)."
+        );
+    }
     panic!(
         "warden: `{what}` was called but no warden executor is running on this thread. \
          Call it from inside `block_on` or a task, or use an executor or Handle directly \
@@ -143,7 +162,7 @@ impl Drop for TaskGuard {
 
 #[inline]
 pub(crate) fn enter_task(id: TaskId) -> TaskGuard {
-    TaskGuard(TASK.with(|t| t.replace(Some(id))))
+    TaskGuard(TASK.try_with(|t| t.replace(Some(id))).ok().flatten())
 }
 
 /// The task being polled on this thread, if any.

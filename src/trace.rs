@@ -53,12 +53,15 @@ thread_local! {
 
 fn thread_number() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    TID.with(|t| {
+    // At thread exit (an executor dropped from a thread-local's destructor) the cell may be
+    // gone: such events share the number 0.
+    TID.try_with(|t| {
         if t.get() == 0 {
             t.set(NEXT.fetch_add(1, Ordering::Relaxed));
         }
         t.get()
     })
+    .unwrap_or(0)
 }
 
 fn label(info: &TaskInfo) -> String {

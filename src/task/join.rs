@@ -60,14 +60,17 @@ where
 /// Polling a handle again after it returned `Ready` panics.
 #[must_use = "dropping a JoinHandle detaches the task: it runs on, and a failure goes to the \
               executor's error hook; call .detach() to say so, or .await the handle"]
-pub struct JoinHandle<T: 'static> {
+pub struct JoinHandle<T> {
     task: Arc<dyn JoinCell<T>>,
     /// `JoinHandle<T>` is `Send` only if `T` is: the handle may drop the task's output.
     _output: PhantomData<T>,
 }
 
-impl<T: 'static> JoinHandle<T> {
-    pub(super) fn new<F: Future + 'static>(task: Arc<Task<F, T>>) -> JoinHandle<T> {
+impl<T> JoinHandle<T> {
+    pub(super) fn new<F: Future + 'static>(task: Arc<Task<F, T>>) -> JoinHandle<T>
+    where
+        T: 'static,
+    {
         JoinHandle {
             task,
             _output: PhantomData,
@@ -137,9 +140,9 @@ impl<T: 'static> JoinHandle<T> {
 
 // The handle never pins anything: the output is moved out of the task's block, not
 // borrowed, so the handle can be `Unpin` whatever `T` is (as tokio's is).
-impl<T: 'static> Unpin for JoinHandle<T> {}
+impl<T> Unpin for JoinHandle<T> {}
 
-impl<T: 'static> Future for JoinHandle<T> {
+impl<T> Future for JoinHandle<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -147,13 +150,13 @@ impl<T: 'static> Future for JoinHandle<T> {
     }
 }
 
-impl<T: 'static> Drop for JoinHandle<T> {
+impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         self.task.release_handle();
     }
 }
 
-impl<T: 'static> fmt::Debug for JoinHandle<T> {
+impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let header = self.task.header();
         f.debug_struct("JoinHandle")

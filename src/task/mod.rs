@@ -8,8 +8,8 @@
 //!
 //! # State
 //!
-//! The header's state word (see [`state`]) has five bits: `SCHEDULED`, `RUNNING`,
-//! `COMPLETE`, `CANCELLED` and `HANDLE`. The lifecycle, with the transitions as named in
+//! The header's state word (see [`state`]) has six bits: `SCHEDULED`, `RUNNING`,
+//! `COMPLETE`, `CANCELLED`, `HANDLE` and `JOIN_WAKER`. The lifecycle, with the transitions as named in
 //! `state.rs`:
 //!
 //! ```text
@@ -91,7 +91,12 @@ use crate::hook::FailureWatch;
 pub(crate) type TaskRef = Arc<dyn RawTask>;
 
 /// What executors can do with a task.
-pub(crate) trait RawTask: Send + Sync + 'static {
+///
+/// No `'static` supertrait: every task is `'static` (spawning requires it), and a
+/// [`TaskRef`] is `'static` by its default object lifetime, but a supertrait would make the
+/// typed view behind a [`JoinHandle`] demand `T: 'static` of every use of the handle, and so
+/// of every generic type that holds one.
+pub(crate) trait RawTask: Send + Sync {
     /// The type-independent part of the task.
     fn header(&self) -> &Header;
 
