@@ -37,8 +37,8 @@ pub struct Builder {
 
 impl Builder {
     /// The defaults: one worker per core, threads named `warden-worker-N`, the default
-    /// hook (logs through `log::error!`), [`UnhandledPolicy::Continue`],
-    /// [`Backtraces::Always`].
+    /// hook (reports through `log::error!`, or on stderr when no logger is installed),
+    /// [`UnhandledPolicy::Continue`], [`Backtraces::Always`].
     pub fn new() -> Builder {
         Builder {
             worker_threads: None,

@@ -657,8 +657,7 @@ fn take_captured() -> Option<Captured> {
 /// its panic must not unwind into the executor that is finishing a task.
 pub(crate) fn wake_guarded(waker: std::task::Waker) {
     if let Err(payload) = catch_panics(Backtraces::Off, move || waker.wake()) {
-        log::error!(
-            target: "warden",
+        crate::report::error!(
             "a waker panicked when woken: {}",
             payload_message(&*payload)
         );
@@ -671,8 +670,7 @@ pub(crate) fn wake_guarded(waker: std::task::Waker) {
 pub(crate) fn drop_logged<V>(value: V, task: &TaskInfo, what: &str) {
     if let Err(payload) = catch_panics(Backtraces::Off, move || drop(value)) {
         let _ = take_captured();
-        log::error!(
-            target: "warden",
+        crate::report::error!(
             "{task} (spawned at {}): the destructor of its {what} panicked: {}",
             task.spawned_at(),
             payload_message(&*payload)

@@ -120,8 +120,7 @@ impl ErrorSink {
             None => default_hook(err),
         });
         if let Err(payload) = outcome {
-            log::error!(
-                target: "warden",
+            crate::report::error!(
                 "the error hook panicked ({}) while handling: {:#}",
                 payload_message(&*payload),
                 err
@@ -145,10 +144,11 @@ impl fmt::Debug for ErrorSink {
     }
 }
 
-/// The default hook: one `log::error!` record with the task, the panic location and the
-/// backtrace (the alternate form of [`TaskError`]'s `Display`).
+/// The default hook: one error report with the task, the panic location and the backtrace
+/// (the alternate form of [`TaskError`]'s `Display`), through `log` (target `warden`), or
+/// on stderr when no logger is installed.
 pub(crate) fn default_hook(err: &TaskError) {
-    log::error!(target: "warden", "unobserved failure: {err:#}");
+    crate::report::error!("unobserved failure: {err:#}");
 }
 
 /// One failure's "has anybody seen it?" record. See the module doc.

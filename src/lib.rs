@@ -190,6 +190,7 @@ mod loom;
 mod metrics;
 mod outcome;
 mod pool;
+mod report;
 mod task;
 mod time;
 mod trace;

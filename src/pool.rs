@@ -786,7 +786,7 @@ impl Drop for Executor {
                 finish_shutdown(&shared, threads)
             });
             if let Err(err) = reaper {
-                log::error!(target: "warden", "could not start the shutdown thread: {err}");
+                crate::report::error!("could not start the shutdown thread: {err}");
             }
         } else {
             self.shutdown();

@@ -188,8 +188,7 @@ impl Tracer {
     pub(crate) fn write(&self) {
         let json = self.to_json();
         if let Err(err) = std::fs::write(&self.path, json) {
-            log::error!(
-                target: "warden",
+            crate::report::error!(
                 "could not write the task trace to {}: {err}",
                 self.path.display()
             );

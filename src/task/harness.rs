@@ -83,7 +83,7 @@ fn after_drop_panic<T>(exit: Exit<T>, drop_panic: TaskError, info: &TaskInfo) ->
             Exit::Failed(drop_panic)
         }
         first => {
-            log::error!(target: "warden", "{drop_panic} (while dropping a failed task's future)");
+            crate::report::error!("{drop_panic} (while dropping a failed task's future)");
             first
         }
     }
@@ -470,8 +470,7 @@ fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, exit: &Exit<T>) {
             Exit::Failed(e) => TaskExit::Failed(e),
         };
         if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, &exit)) {
-            log::error!(
-                target: "warden",
+            crate::report::error!(
                 "the task-exit hook panicked ({}) for {info}",
                 crate::failure::payload_message(&*payload)
             );
