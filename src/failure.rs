@@ -243,6 +243,7 @@ impl TaskError {
         let message = payload_message(&*payload);
         // The record is this panic's only if the texts agree: a payload re-raised with
         // `resume_unwind` skips the panic hook, and the record (if any) is another panic's.
+        // (`catch_panics` also drops a record whose panic the task caught and got over.)
         let captured = take_captured().filter(|c| c.message == message);
         let (location, backtrace) = match captured {
             Some(c) => (Some(c.location), c.backtrace),
@@ -627,10 +628,21 @@ pub(crate) fn rearm_capture() {
 
 /// Runs task code `f`, catching a panic. While `f` runs, the panic hook records instead of
 /// printing; the record is picked up by [`TaskError::from_panic`].
+///
+/// A record belongs to the unwind that the hook saw start. Task code may catch that unwind
+/// itself (`catch_unwind`) and go on: the record then describes a panic that is over, and
+/// must not be attached to a later payload re-raised with `resume_unwind` (which runs no
+/// hook), even one with the same message. So when `f` returns normally after a panic was
+/// recorded in this scope, the record is dropped here; a re-raised panic in a later poll
+/// then has no location rather than a stale one. Within one poll, the record of a panic
+/// the task caught stays until the poll ends: re-raising that same payload (the usual
+/// reason to catch one) keeps its real location.
 pub(crate) fn catch_panics<R>(
     mode: Backtraces,
     f: impl FnOnce() -> R,
 ) -> Result<R, Box<dyn Any + Send>> {
+    /// Restores the enclosing scope's capture (also if a panic unwinds past it, which
+    /// `catch_unwind` prevents, but the guard costs nothing more than the plain restore).
     struct Restore(Option<Capture>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -641,12 +653,16 @@ pub(crate) fn catch_panics<R>(
         mode,
         recorded: false,
     };
-    let _restore = Restore(CAPTURING.with(|c| c.replace(Some(capture))));
-    // A record left by a panic that someone else caught (task code calling `catch_unwind`)
-    // is not cleared here, which would cost every poll a thread-local access: the next
-    // panic's record replaces it, and `TaskError::from_panic` only accepts a record whose
-    // message matches its payload.
-    panic::catch_unwind(AssertUnwindSafe(f))
+    let restore = Restore(CAPTURING.with(|c| c.replace(Some(capture))));
+    // A record left behind by a panic that task code caught itself is not cleared before
+    // `f` runs (that would cost every poll an access to `CAPTURED`): a new panic replaces
+    // it, and a normal return clears it below.
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    if result.is_ok() && CAPTURING.with(Cell::get).is_some_and(|c| c.recorded) {
+        drop(take_captured());
+    }
+    drop(restore);
+    result
 }
 
 fn take_captured() -> Option<Captured> {

@@ -318,4 +318,48 @@ rt_test! {
         assert_adds_up(&m);
         assert_eq!(hook.len(), 0, "every failure was awaited");
     }
+
+    fn a_re_raised_panic_never_takes_a_stale_location(flavor) {
+        // The task catches a panic of its own (which the panic hook recorded), awaits, and
+        // then re-raises a payload with the same message that panicked on another thread
+        // (as `blocking::unblock` does): no hook runs for the re-raise, and the record of
+        // the caught panic must not be attached to it.
+        let rt = flavor.rt();
+        let handle = rt.spawn(async {
+            let caught = std::panic::catch_unwind(|| None::<u8>.unwrap());
+            assert!(caught.is_err());
+            warden::yield_now().await;
+            let elsewhere = std::thread::spawn(|| {
+                // `resume_unwind` runs no panic hook: nothing is printed for this thread.
+                std::panic::resume_unwind(Box::new("called `Option::unwrap()` on a `None` value"))
+            })
+            .join()
+            .unwrap_err();
+            std::panic::resume_unwind(elsewhere)
+        });
+        let err = rt.block_on(handle).unwrap_err();
+        assert_eq!(
+            err.panic_message(),
+            Some("called `Option::unwrap()` on a `None` value")
+        );
+        assert_eq!(err.location(), None, "a stale location: {err}");
+        assert!(err.backtrace().is_none(), "a stale backtrace: {err:#}");
+    }
+
+    fn a_panic_caught_and_re_raised_in_one_poll_keeps_its_location(flavor) {
+        let rt = flavor.rt();
+        let site = std::sync::Arc::new(OnceLock::new());
+        let handle = rt.spawn({
+            let site = site.clone();
+            async move {
+                let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    panic_noting_site!(site; "caught, then re-raised")
+                }));
+                std::panic::resume_unwind(caught.unwrap_err())
+            }
+        });
+        let err = rt.block_on(handle).unwrap_err();
+        let (line, _) = *site.get().unwrap();
+        assert_eq!(err.location().map(|l| (l.file(), l.line())), Some((file!(), line)));
+    }
 }
