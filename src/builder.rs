@@ -57,6 +57,7 @@ impl Builder {
     /// # Panics
     ///
     /// If `n` is 0: a pool without workers would never run a task.
+    #[track_caller]
     pub fn worker_threads(mut self, n: usize) -> Builder {
         assert!(n > 0, "warden: worker_threads must be at least 1");
         self.worker_threads = Some(n);

@@ -119,34 +119,42 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
         .flatten();
     match result {
         Some(result) => result,
-        None => no_executor(what),
+        None => no_executor(what, SPAWN_DIRECTLY),
     }
 }
 
+/// What a call that needs a current executor suggests when there is none.
+const SPAWN_DIRECTLY: &str = "use an executor or Handle directly (`ex.spawn(..)`, `handle.spawn(..)`)";
+
 #[cold]
 #[track_caller]
-fn no_executor(what: &str) -> ! {
+fn no_executor(what: &str, instead: &str) -> ! {
     if EXECUTOR.try_with(|_| ()).is_err() {
         panic!(
             "warden: `{what}` was called while this thread is exiting, from a thread-local's \
              destructor, after warden's own thread-local context was destroyed, so no current \
-             executor can be found. Use an executor or Handle directly (`ex.spawn(..)`, \
-             `handle.spawn(..)`)."
+             executor can be found: {instead}."
         );
     }
     panic!(
         "warden: `{what}` was called but no warden executor is running on this thread. \
-         Call it from inside `block_on` or a task, or use an executor or Handle directly \
-         (`ex.spawn(..)`, `handle.spawn(..)`)."
+         Call it from inside `block_on` or a task, or {instead}."
     )
 }
 
 /// The current executor, or a panic that says none is running.
 #[track_caller]
 pub(crate) fn expect_current(what: &str) -> Handle {
+    expect_current_or(what, SPAWN_DIRECTLY)
+}
+
+/// The current executor, or a panic that says none is running and suggests `instead`
+/// (a phrase: "use ...").
+#[track_caller]
+pub(crate) fn expect_current_or(what: &str, instead: &str) -> Handle {
     match current() {
         Some(handle) => handle,
-        None => no_executor(what),
+        None => no_executor(what, instead),
     }
 }
 

@@ -194,7 +194,12 @@ enum Repr {
         payload: PayloadSlot,
     },
     Error(BoxError),
-    Cancelled(CancelReason),
+    Cancelled {
+        reason: CancelReason,
+        /// For [`CancelReason::SiblingFailed`]: the sibling's failure, to name it where the
+        /// reason is printed, and as this error's `source()`.
+        cause: Option<TaskError>,
+    },
 }
 
 /// Holds a panic payload, and drops it safely: a payload whose own destructor panics is
@@ -264,8 +269,13 @@ impl TaskError {
         TaskError::new(task, Repr::Error(error))
     }
 
-    pub(crate) fn cancelled(task: TaskInfo, reason: CancelReason) -> TaskError {
-        TaskError::new(task, Repr::Cancelled(reason))
+    /// A cancellation caused by `cause` (the failure of a sibling in the task's group).
+    pub(crate) fn cancelled_by(
+        task: TaskInfo,
+        reason: CancelReason,
+        cause: Option<TaskError>,
+    ) -> TaskError {
+        TaskError::new(task, Repr::Cancelled { reason, cause })
     }
 
     fn new(task: TaskInfo, repr: Repr) -> TaskError {
@@ -293,7 +303,7 @@ impl TaskError {
     /// `true` if the task was cancelled. Cancellation is not a failure: it never reaches
     /// the error hook.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self.inner.repr, Repr::Cancelled(_))
+        matches!(self.inner.repr, Repr::Cancelled { .. })
     }
 
     /// `true` for panics and errors, the outcomes that count as failures.
@@ -333,7 +343,7 @@ impl TaskError {
     /// Why the task was cancelled, or `None` if it was not.
     pub fn cancel_reason(&self) -> Option<&CancelReason> {
         match &self.inner.repr {
-            Repr::Cancelled(reason) => Some(reason),
+            Repr::Cancelled { reason, .. } => Some(reason),
             _ => None,
         }
     }
@@ -389,6 +399,14 @@ impl TaskError {
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_head(f)?;
+        self.write_ending(f)
+    }
+}
+
+impl TaskError {
+    /// How the task ended, after its head: ` panicked at ...: message`, ` failed: ...`,
+    /// ` was cancelled: ...`. The alternate form adds the backtrace or the error's causes.
+    fn write_ending(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner.repr {
             Repr::Panic {
                 message, location, ..
@@ -416,43 +434,61 @@ impl fmt::Display for TaskError {
                 }
                 Ok(())
             }
-            Repr::Cancelled(reason) => write!(f, " was cancelled: {reason}"),
+            Repr::Cancelled { reason, cause } => match (reason, cause) {
+                (CancelReason::Explicit(Some(msg)), _) => write!(f, " was cancelled: {msg}"),
+                (CancelReason::Explicit(None), _) => f.write_str(" was cancelled explicitly"),
+                (CancelReason::SiblingFailed(_), Some(sibling)) => {
+                    // "sibling task 'charge' #4 failed: panicked at src/pay.rs:3:5: declined"
+                    write!(
+                        f,
+                        " was cancelled: sibling {}{}",
+                        sibling.task(),
+                        OneLineEnding(sibling)
+                    )
+                }
+                (reason, _) => write!(f, " was cancelled: {reason}"),
+            },
         }
     }
 }
 
+/// A sibling's ending, on one line and phrased to follow its name: ` failed: panicked at
+/// ...: message`, ` failed: <error>`.
+struct OneLineEnding<'a>(&'a TaskError);
+
+impl fmt::Display for OneLineEnding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0.inner.repr {
+            Repr::Panic {
+                message,
+                location: Some(loc),
+                ..
+            } => write!(f, " failed: panicked at {loc}: {message}"),
+            Repr::Panic { message, .. } => write!(f, " failed: panicked: {message}"),
+            Repr::Error(err) => write!(f, " failed: {err}"),
+            Repr::Cancelled { reason, .. } => write!(f, " was cancelled: {reason}"),
+        }
+    }
+}
+
+/// The same report as `Display` (`{:#?}` as `{:#}`, with the backtrace), so that
+/// `fn main() -> Result<(), TaskError>` and `.unwrap()` print it whole.
 impl fmt::Debug for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let id = self.inner.task.id();
-        match &self.inner.repr {
-            Repr::Panic {
-                message, location, ..
-            } => {
-                let mut t = f.debug_tuple("TaskError::Panic");
-                t.field(&id).field(message);
-                if let Some(loc) = location {
-                    t.field(&format_args!("{loc}"));
-                }
-                t.finish()
-            }
-            Repr::Error(err) => f
-                .debug_tuple("TaskError::Error")
-                .field(&id)
-                .field(err)
-                .finish(),
-            Repr::Cancelled(reason) => f
-                .debug_tuple("TaskError::Cancelled")
-                .field(&id)
-                .field(reason)
-                .finish(),
-        }
+        fmt::Display::fmt(self, f)
     }
 }
 
 impl Error for TaskError {
+    /// The task's own error (group tasks that returned `Err`), or, for a task cancelled
+    /// because a sibling failed, that sibling's failure.
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match &self.inner.repr {
             Repr::Error(err) => Some(&**err),
+            Repr::Cancelled {
+                cause: Some(sibling),
+                ..
+            } => Some(sibling),
             _ => None,
         }
     }
@@ -781,8 +817,16 @@ impl fmt::Display for GroupError {
             if n == 1 { "" } else { "s" },
             self.cancelled
         )?;
-        if let Some(reason) = &self.reason {
-            write!(f, " ({reason})")?;
+        match &self.reason {
+            // Name the sibling whose failure cancelled the group: it is in the list below.
+            Some(CancelReason::SiblingFailed(id)) => {
+                match self.failures.iter().find(|e| e.task().id() == *id) {
+                    Some(sibling) => write!(f, " (sibling {} failed)", sibling.task())?,
+                    None => write!(f, " (sibling task {id} failed)")?,
+                }
+            }
+            Some(reason) => write!(f, " ({reason})")?,
+            None => {}
         }
         for (i, failure) in self.failures.iter().enumerate() {
             if f.alternate() {
@@ -795,14 +839,11 @@ impl fmt::Display for GroupError {
     }
 }
 
+/// The same report as `Display` (`{:#?}` as `{:#}`, with backtraces), so that
+/// `fn main() -> Result<(), GroupError>` and `.unwrap()` print it whole.
 impl fmt::Debug for GroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupError")
-            .field("group", &self.group)
-            .field("failures", &self.failures)
-            .field("cancelled", &self.cancelled)
-            .field("reason", &self.reason)
-            .finish()
+        fmt::Display::fmt(self, f)
     }
 }
 

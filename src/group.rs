@@ -79,6 +79,8 @@ struct GroupInner {
     /// joined and dropped. Parents hold only `Weak`s to their children.
     _parent: Option<Arc<GroupInner>>,
     cancelled: OnceLock<CancelReason>,
+    /// The first member failure, which cancels the others (not in a supervisor group).
+    sibling_failure: OnceLock<TaskError>,
     /// Two counts in one word, so that a cancelled member's exit is one atomic operation
     /// on a line that every worker writes: the low 32 bits are the members registered and
     /// not yet exited (`join` is done at 0; more than 2^32 live members would need
@@ -286,28 +288,32 @@ impl GroupLink for GroupInner {
         self.cancelled.get().cloned()
     }
 
+    fn sibling_failure(&self) -> Option<TaskError> {
+        self.sibling_failure.get().cloned()
+    }
+
     fn member_exited(&self, id: TaskId, exit: MemberExit) {
         let (watch, error) = match exit {
             MemberExit::Completed => return self.ended_quietly(id, false),
             MemberExit::Cancelled => return self.ended_quietly(id, true),
             MemberExit::Failed(watch, error) => (watch, error),
         };
-        let (first_failure, removed, dropped_watch) = {
+        let cancels_siblings = !self.supervisor && self.sibling_failure.set(error.clone()).is_ok();
+        let (removed, dropped_watch) = {
             let mut state = self.lock();
             let removed = state.members.remove(&id);
-            let first_failure = state.failures.is_empty();
             let dropped_watch = if state.abandoned {
                 Some(watch)
             } else {
                 state.failures.push((error, watch));
                 None
             };
-            (first_failure, removed, dropped_watch)
+            (removed, dropped_watch)
         };
         // Outside the lock: these may run user code (a hook, a waker).
         drop(removed);
         drop(dropped_watch);
-        if first_failure && !self.supervisor {
+        if cancels_siblings {
             self.cancel(CancelReason::SiblingFailed(id));
         }
         self.member_gone(false);
@@ -455,7 +461,13 @@ impl TaskGroup {
     #[allow(clippy::new_without_default)]
     #[track_caller]
     pub fn new() -> TaskGroup {
-        TaskGroup::on(context::expect_current("TaskGroup::new"), false)
+        TaskGroup::on(
+            context::expect_current_or(
+                "TaskGroup::new",
+                "create the group from the executor or a Handle (`ex.group()`, `handle.group()`)",
+            ),
+            false,
+        )
     }
 
     /// Creates a supervisor group on the current executor: a failure cancels nobody, and
@@ -466,7 +478,14 @@ impl TaskGroup {
     /// As for [`new`](TaskGroup::new).
     #[track_caller]
     pub fn supervisor() -> TaskGroup {
-        TaskGroup::on(context::expect_current("TaskGroup::supervisor"), true)
+        TaskGroup::on(
+            context::expect_current_or(
+                "TaskGroup::supervisor",
+                "create the group from the executor or a Handle (`ex.supervisor()`, \
+                 `handle.supervisor()`)",
+            ),
+            true,
+        )
     }
 
     pub(crate) fn on(handle: Handle, supervisor: bool) -> TaskGroup {
@@ -481,6 +500,7 @@ impl TaskGroup {
                 supervisor,
                 _parent: parent,
                 cancelled: OnceLock::new(),
+                sibling_failure: OnceLock::new(),
                 counts: MemberCounts::new(),
                 released: AtomicBool::new(false),
                 state: Mutex::new(GroupState::default()),
@@ -559,6 +579,70 @@ impl TaskGroup {
             spec,
             "TaskGroup::spawn_local",
         )
+    }
+
+    /// Spawns a named member whose future is not `Send`; see
+    /// [`spawn_local`](TaskGroup::spawn_local).
+    ///
+    /// # Panics
+    ///
+    /// As for [`spawn_local`](TaskGroup::spawn_local).
+    #[track_caller]
+    pub fn spawn_local_named<F>(
+        &self,
+        name: impl Into<String>,
+        future: F,
+    ) -> JoinHandle<<F::Output as Outcome>::Value>
+    where
+        F: Future + 'static,
+        F::Output: Outcome,
+        <F::Output as Outcome>::Value: 'static,
+    {
+        let spec = self.spec(Some(name.into()), std::panic::Location::caller());
+        self.inner.handle.spawn_local_with(
+            future,
+            outcome::finish::<F::Output>,
+            spec,
+            "TaskGroup::spawn_local_named",
+        )
+    }
+
+    /// A handle that cancels this group and nothing else: `Clone + Send + Sync`, so a
+    /// member can hold one and cancel its own group (the group itself is consumed by
+    /// `join`, and a member cannot hold it).
+    ///
+    /// # Examples
+    ///
+    /// Cancel the whole batch only when the critical request fails:
+    ///
+    /// ```
+    /// let ex = warden::LocalExecutor::new();
+    /// let report = ex.block_on(async {
+    ///     let group = warden::TaskGroup::supervisor(); // failures alone cancel nobody
+    ///     let canceller = group.canceller();
+    ///     group.spawn_named("optional", async { Err::<(), _>("cache miss") }).detach();
+    ///     group.spawn_named("critical", async move {
+    ///         let reply: Result<u32, &str> = Err("payment refused");
+    ///         if let Err(why) = reply {
+    ///             canceller.cancel_with(format!("critical request failed: {why}"));
+    ///         }
+    ///     })
+    ///     .detach();
+    ///     group.spawn(std::future::pending::<()>()).detach();
+    ///     group.join().await
+    /// });
+    /// let err = report.unwrap_err();
+    /// assert_eq!(err.failures().len(), 1); // the optional one; the rest were cancelled
+    /// assert_eq!(err.cancelled(), 1);
+    /// assert_eq!(
+    ///     err.reason().unwrap().to_string(),
+    ///     "cancelled: critical request failed: payment refused"
+    /// );
+    /// ```
+    pub fn canceller(&self) -> GroupCanceller {
+        GroupCanceller {
+            group: self.inner.clone(),
+        }
     }
 
     /// A nested group on the same executor: cancelling this group cancels the child (and
@@ -648,6 +732,46 @@ impl TaskGroup {
             let reason = self.inner.cancelled.get().cloned();
             Err(GroupError::new(self.inner.id, failures, cancelled, reason))
         }
+    }
+}
+
+/// Cancels one [`TaskGroup`] from anywhere, a member of it included. Made by
+/// [`TaskGroup::canceller`]; `Clone + Send + Sync`.
+///
+/// It holds the group's shared state, not the group: dropping it cancels nothing, and
+/// cancelling after the group was joined does nothing.
+#[derive(Clone)]
+pub struct GroupCanceller {
+    group: Arc<GroupInner>,
+}
+
+impl GroupCanceller {
+    /// Cancels every unfinished member with
+    /// [`CancelReason::Explicit(None)`](CancelReason::Explicit), as
+    /// [`TaskGroup::cancel`] does.
+    pub fn cancel(&self) {
+        self.group.cancel(CancelReason::Explicit(None));
+    }
+
+    /// Cancels every unfinished member with `Explicit(Some(reason))`, as
+    /// [`TaskGroup::cancel_with`] does.
+    pub fn cancel_with(&self, reason: impl Into<String>) {
+        self.group
+            .cancel(CancelReason::Explicit(Some(reason.into())));
+    }
+
+    /// `true` once the group was cancelled, for any reason.
+    pub fn is_cancelled(&self) -> bool {
+        self.group.cancelled.get().is_some()
+    }
+}
+
+impl fmt::Debug for GroupCanceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupCanceller")
+            .field("group", &self.group.id)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
     }
 }
 

@@ -209,7 +209,7 @@ use std::task::{Context, Poll};
 
 pub use builder::Builder;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
-pub use group::{GroupJoin, TaskGroup};
+pub use group::{GroupCanceller, GroupJoin, TaskGroup};
 pub use handle::Handle;
 pub use hook::{TaskExit, UnhandledPolicy};
 pub use local::LocalExecutor;
@@ -310,6 +310,45 @@ where
         task::plain,
         task::SpawnSpec::new(None),
         "warden::spawn_local",
+    )
+}
+
+/// Spawns a named future that is not `Send` onto the current [`LocalExecutor`]; the name
+/// appears in every failure report and log line.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+///
+/// let err = warden::block_on(async {
+///     let shared = Rc::new(3);
+///     warden::spawn_local_named("counter", async move {
+///         if *shared == 3 {
+///             panic!("three is too many");
+///         }
+///     })
+///     .await
+///     .unwrap_err()
+/// });
+/// assert_eq!(err.task().name(), Some("counter"));
+/// ```
+///
+/// # Panics
+///
+/// If no warden executor is running on this thread, or it is a multi-threaded
+/// [`Executor`].
+#[track_caller]
+pub fn spawn_local_named<F>(name: impl Into<String>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    context::expect_current("warden::spawn_local_named").spawn_local_with(
+        future,
+        task::plain,
+        task::SpawnSpec::new(Some(name.into())),
+        "warden::spawn_local_named",
     )
 }
 

@@ -47,6 +47,33 @@ pub struct Metrics {
     pub live: u64,
 }
 
+/// One line, the identity the counters keep:
+/// `spawned 10 = completed 2 + panicked 3 + errored 3 + cancelled 2 + live 0; 41 polls`.
+///
+/// ```
+/// let ex = warden::LocalExecutor::new();
+/// ex.block_on(ex.spawn(async {})).unwrap();
+/// assert_eq!(
+///     ex.metrics().to_string(),
+///     "spawned 1 = completed 1 + panicked 0 + errored 0 + cancelled 0 + live 0; 1 polls"
+/// );
+/// ```
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spawned {} = completed {} + panicked {} + errored {} + cancelled {} + live {}; {} polls",
+            self.spawned,
+            self.completed,
+            self.panicked,
+            self.errored,
+            self.cancelled,
+            self.live,
+            self.polls
+        )
+    }
+}
+
 /// How many slots have a single writer: the first this many threads alive at once each own
 /// one (see [`Lease`]).
 const OWNED_SLOTS: usize = 16;

@@ -126,11 +126,14 @@ impl Timers {
 ///
 /// # Panics
 ///
-/// Polling it outside a warden executor panics.
+/// Polling it outside a warden executor panics; the message names the line that created
+/// it.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
     registered: Option<(Handle, Key)>,
+    /// Where the caller created it: a misuse found at the first poll names that line.
+    created_at: &'static std::panic::Location<'static>,
 }
 
 /// Waits until `duration` has passed.
@@ -144,6 +147,7 @@ pub struct Sleep {
 /// warden::block_on(warden::sleep(Duration::from_millis(10)));
 /// assert!(start.elapsed() >= Duration::from_millis(10));
 /// ```
+#[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(deadline_after(duration))
 }
@@ -157,10 +161,12 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 }
 
 /// Waits until `deadline`.
+#[track_caller]
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         registered: None,
+        created_at: std::panic::Location::caller(),
     }
 }
 
@@ -191,13 +197,24 @@ impl Future for Sleep {
                 }
             }
             None => {
-                let handle = context::expect_current("sleep");
+                let Some(handle) = context::current() else {
+                    polled_outside_an_executor(self.created_at)
+                };
                 let key = handle.timers().insert(self.deadline, cx.waker().clone());
                 self.registered = Some((handle, key));
             }
         }
         Poll::Pending
     }
+}
+
+#[cold]
+fn polled_outside_an_executor(created_at: &std::panic::Location<'_>) -> ! {
+    panic!(
+        "warden: the sleep or timeout created at {created_at} was polled but no warden \
+         executor is running on this thread. Await it inside `block_on` or a task of a \
+         warden executor."
+    )
 }
 
 impl Drop for Sleep {
@@ -261,6 +278,12 @@ pub struct Timeout<F> {
 /// ));
 /// assert!(result.is_err());
 /// ```
+///
+/// # Panics
+///
+/// Polling it outside a warden executor panics; the message names the line that created
+/// it.
+#[track_caller]
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
         future: Some(future),

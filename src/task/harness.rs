@@ -351,7 +351,13 @@ where
                     Exit::Value(value) => Ok(value),
                     Exit::Failed(e) => Err(e),
                     Exit::Cancelled(reason) => {
-                        Err(TaskError::cancelled(header.info.clone(), reason))
+                        let cause = match reason {
+                            CancelReason::SiblingFailed(_) => {
+                                header.group.as_ref().and_then(|g| g.sibling_failure())
+                            }
+                            _ => None,
+                        };
+                        Err(TaskError::cancelled_by(header.info.clone(), reason, cause))
                     }
                 })
             }

@@ -137,6 +137,10 @@ pub(crate) trait GroupLink: Send + Sync + 'static {
     /// poll, so it must be cheap: an atomic load.
     fn cancel_reason(&self) -> Option<CancelReason>;
 
+    /// For a group cancelled with [`CancelReason::SiblingFailed`]: that sibling's failure,
+    /// which a cancelled member's [`TaskError`] names.
+    fn sibling_failure(&self) -> Option<TaskError>;
+
     /// The task ended. For a failure, the group keeps `watch` so it can report the failure
     /// at `join`, or hand it on if the group is dropped without `join`.
     fn member_exited(&self, id: TaskId, exit: MemberExit);
