@@ -124,7 +124,8 @@ pub(crate) fn with_current<R>(what: &str, f: impl FnOnce(&Handle) -> R) -> R {
 }
 
 /// What a call that needs a current executor suggests when there is none.
-const SPAWN_DIRECTLY: &str = "use an executor or Handle directly (`ex.spawn(..)`, `handle.spawn(..)`)";
+const SPAWN_DIRECTLY: &str =
+    "use an executor or Handle directly (`ex.spawn(..)`, `handle.spawn(..)`)";
 
 #[cold]
 #[track_caller]

@@ -1034,6 +1034,121 @@ rt_test! {
             assert_adds_up(&m);
         });
     }
+
+    fn a_member_cancels_its_own_group_through_a_canceller(flavor) {
+        let rt = flavor.rt();
+        let dropped = DropCounter::new();
+        let report = rt.block_on({
+            let dropped = dropped.clone();
+            async move {
+                let group = TaskGroup::supervisor();
+                let canceller = group.canceller();
+                assert!(!canceller.is_cancelled());
+                for _ in 0..3 {
+                    let token = dropped.token();
+                    group
+                        .spawn(async move {
+                            let _token = token;
+                            pending::<()>().await
+                        })
+                        .detach();
+                }
+                group.spawn_named("optional", async { Err::<(), _>("cache miss") }).detach();
+                let critical = group.spawn_named("critical", {
+                    let canceller = canceller.clone();
+                    async move {
+                        warden::yield_now().await;
+                        canceller.cancel_with("critical request failed");
+                        assert!(canceller.is_cancelled());
+                    }
+                });
+                critical.await.unwrap();
+                group.join().await
+            }
+        });
+        let err = report.unwrap_err();
+        assert_eq!(err.failures().len(), 1, "{err}");
+        assert_eq!(err.cancelled(), 3, "{err}");
+        assert_eq!(
+            err.reason(),
+            Some(&CancelReason::Explicit(Some("critical request failed".into())))
+        );
+        assert_eq!(dropped.count(), 3, "the cancelled members' destructors ran");
+    }
+
+    fn a_canceller_is_send_sync_and_outlives_its_group(flavor) {
+        fn send_sync_clone<T: Send + Sync + Clone>(_: &T) {}
+        let rt = flavor.rt();
+        let canceller = rt.block_on(async {
+            let group = TaskGroup::new();
+            let canceller = group.canceller();
+            send_sync_clone(&canceller);
+            group.spawn(async {}).detach();
+            group.join().await.unwrap();
+            canceller
+        });
+        // The group was joined: cancelling it now does nothing and panics nowhere.
+        canceller.cancel();
+        assert!(canceller.is_cancelled());
+        assert_eq!(rt.metrics().cancelled, 0);
+    }
+
+    fn a_cancelled_member_names_the_sibling_that_failed(flavor) {
+        let rt = flavor.rt();
+        let (bystander, report) = rt.block_on(async {
+            let group = TaskGroup::new();
+            let bystander = group.spawn_named("bystander", pending::<()>());
+            warden::yield_now().await;
+            group.spawn_named("charge", async { Err::<(), _>("card declined") }).detach();
+            let report = group.join().await;
+            (bystander.await.unwrap_err(), report.unwrap_err())
+        });
+        let failed = report.first().unwrap();
+        let reason = bystander.to_string();
+        assert!(
+            reason.ends_with(&format!(
+                "was cancelled: sibling task 'charge' {} failed: card declined",
+                failed.task().id()
+            )),
+            "{reason}"
+        );
+        // The sibling's failure is the cancellation's source.
+        let source = std::error::Error::source(&bystander).expect("a source");
+        assert_eq!(source.to_string(), failed.to_string());
+        let summary = report.to_string();
+        assert!(
+            summary.lines().next().unwrap().ends_with(&format!(
+                "1 failure, 1 cancelled (sibling task 'charge' {} failed)",
+                failed.task().id()
+            )),
+            "{summary}"
+        );
+    }
+
+    fn an_explicit_cancel_message_is_printed_once(flavor) {
+        let rt = flavor.rt();
+        let handle = rt.spawn(pending::<()>());
+        handle.cancel_with("client went away");
+        let err = rt.block_on(handle).unwrap_err();
+        assert!(err.to_string().ends_with(" was cancelled: client went away"), "{err}");
+        let handle = rt.spawn(pending::<()>());
+        handle.cancel();
+        let err = rt.block_on(handle).unwrap_err();
+        assert!(err.to_string().ends_with(" was cancelled explicitly"), "{err}");
+    }
+
+    fn group_error_debug_is_its_report(flavor) {
+        let rt = flavor.rt();
+        let err = rt
+            .block_on(async {
+                let group = TaskGroup::new();
+                group.spawn_named("bad", async { Err::<(), _>("nope") }).detach();
+                group.join().await
+            })
+            .unwrap_err();
+        assert_eq!(format!("{err:?}"), err.to_string());
+        assert!(format!("{err:?}").contains("task 'bad'"), "{err:?}");
+    }
 }
 
 /// `group.spawn_local` takes a future that is not `Send`, on the local executor.

@@ -657,3 +657,36 @@ fn an_ordinary_wake_after_a_join_wake_still_fills_the_slot() {
     ex.run_until_idle();
     assert_eq!(*order.borrow(), ["b", "c", "d", "e", "w"]);
 }
+
+/// `warden::spawn_local_named` and `TaskGroup::spawn_local_named` name a `!Send` task.
+#[test]
+fn spawn_local_named_names_a_task_that_is_not_send() {
+    use std::rc::Rc;
+    let ex = warden::LocalExecutor::new();
+    let (plain, member) = ex.block_on(async {
+        let shared = Rc::new(5);
+        let plain = warden::spawn_local_named("rc-reader", {
+            let shared = shared.clone();
+            async move {
+                if *shared == 5 {
+                    panic!("five");
+                }
+            }
+        });
+        let group = ex.group();
+        let member = group.spawn_local_named("rc-member", async move {
+            Err::<(), _>(format!("{} is odd", *shared))
+        });
+        let member = member.await.unwrap_err();
+        let _ = group.join().await;
+        (plain.await.unwrap_err(), member)
+    });
+    assert_eq!(plain.task().name(), Some("rc-reader"));
+    assert!(
+        plain.to_string().starts_with("task 'rc-reader' #"),
+        "{plain}"
+    );
+    assert_eq!(plain.task().spawned_at().file(), file!());
+    assert_eq!(member.task().name(), Some("rc-member"));
+    assert!(member.to_string().ends_with("failed: 5 is odd"), "{member}");
+}

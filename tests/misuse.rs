@@ -61,7 +61,10 @@ fn misuse_panics_name_the_callers_line() {
 
         let (at, msg) = panic_of(|| drop(warden::spawn(async {})));
         assert_eq!(at, here(line!() - 1), "{msg}");
-        assert!(msg.contains("`warden::spawn` was called but no warden executor"), "{msg}");
+        assert!(
+            msg.contains("`warden::spawn` was called but no warden executor"),
+            "{msg}"
+        );
 
         let (at, _) = panic_of(|| drop(warden::spawn_named("n", async {})));
         assert_eq!(at, here(line!() - 1));

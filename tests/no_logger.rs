@@ -56,7 +56,10 @@ fn an_unobserved_failure_reaches_stderr_without_a_logger() {
         .filter(|l| l.starts_with("warden: ERROR: unobserved failure: task 'lost'"))
         .filter(|l| l.contains(&wanted) && l.contains("nobody reads this"))
         .count();
-    assert_eq!(reports, 2, "want two reports at {wanted}; stderr:\n{stderr}");
+    assert_eq!(
+        reports, 2,
+        "want two reports at {wanted}; stderr:\n{stderr}"
+    );
 }
 
 #[test]

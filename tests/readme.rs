@@ -49,7 +49,10 @@ fn the_readme_example_prints_what_its_comment_says() {
         .find_map(|l| l.find("task 'fetch-user'").map(|at| &l[at..]))
         .unwrap_or_else(|| panic!("no report printed:\n{}", child.stdout))
         .replace("tests/../examples/readme.rs", "src/main.rs");
-    assert!(!printed.contains("readme.rs"), "an unexpected file name: {printed}");
+    assert!(
+        !printed.contains("readme.rs"),
+        "an unexpected file name: {printed}"
+    );
     let block = readme_block();
     let shown = block
         .lines()

@@ -371,3 +371,37 @@ fn local_executor_joins_values_that_are_not_send() {
     assert_eq!(*ex.block_on(handle).unwrap(), 10);
     assert_eq!(std::rc::Rc::strong_count(&shared), 1);
 }
+
+/// A generic wrapper around a `JoinHandle<T>` needs no `T: 'static` bound of its own.
+struct Labelled<T> {
+    label: &'static str,
+    handle: warden::JoinHandle<T>,
+}
+
+impl<T> Labelled<T> {
+    fn describe(&self) -> String {
+        format!("{} ({})", self.label, self.handle.id())
+    }
+}
+
+impl<T> Future for Labelled<T> {
+    type Output = Result<T, warden::TaskError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+#[test]
+fn a_generic_wrapper_of_a_join_handle_needs_no_static_bound() {
+    let ex = warden::LocalExecutor::new();
+    let wrapped = Labelled {
+        label: "answer",
+        handle: ex.spawn(async { 42 }),
+    };
+    assert!(wrapped.describe().starts_with("answer (#"));
+    assert_eq!(ex.block_on(wrapped).unwrap(), 42);
+}

@@ -114,20 +114,29 @@ both! {
 
 #[test]
 fn block_on_from_a_thread_local_destructor_runs_and_shuts_down() {
-    in_child("block_on_from_a_thread_local_destructor_runs_and_shuts_down", || {
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            AT_EXIT.with(|cell| *cell.borrow_mut() = Some(BlockOnAtExit(tx)));
-            // Use warden on this thread after `AT_EXIT` was registered, so its
-            // thread-locals are destroyed first.
-            assert_eq!(warden::block_on(async { warden::spawn(async { 3 }).await }).unwrap(), 3);
-        })
-        .join()
-        .expect("the thread panicked");
-        let (value, dropped) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the destructor's block_on never finished");
-        assert_eq!(value, 42);
-        assert_eq!(dropped, 1, "shutdown did not drop the pending task's future");
-    });
+    in_child(
+        "block_on_from_a_thread_local_destructor_runs_and_shuts_down",
+        || {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                AT_EXIT.with(|cell| *cell.borrow_mut() = Some(BlockOnAtExit(tx)));
+                // Use warden on this thread after `AT_EXIT` was registered, so its
+                // thread-locals are destroyed first.
+                assert_eq!(
+                    warden::block_on(async { warden::spawn(async { 3 }).await }).unwrap(),
+                    3
+                );
+            })
+            .join()
+            .expect("the thread panicked");
+            let (value, dropped) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the destructor's block_on never finished");
+            assert_eq!(value, 42);
+            assert_eq!(
+                dropped, 1,
+                "shutdown did not drop the pending task's future"
+            );
+        },
+    );
 }
