@@ -8,7 +8,7 @@
 //!
 //! What Rust itself needs, measured here (debug, x86_64): constructing the 1 MiB future and
 //! passing it on by value needs about 4 MiB of stack, `Box::pin` of it about 2.5 MiB. A
-//! thread with a 256 KiB stack (the brief's figure) therefore overflows before warden is
+//! thread with a 256 KiB stack therefore overflows before warden is
 //! even called: that part is Rust, not warden, and is not tested. What is tested is what
 //! warden adds:
 //!

@@ -3,8 +3,8 @@
 //! Whoever awaits a `JoinHandle` (or a `GroupJoin`) hands the executor a waker that the
 //! *completing* task will call. Here that waker panics on wake. The future awaiting the
 //! handle is polled by hand, with a `Context` built from such a waker, so the panic can
-//! only happen inside warden, on the thread that finishes the task. Semantics 3 ("no
-//! crash") says the executor must survive it: the completing task's worker / owner loop
+//! only happen inside warden, on the thread that finishes the task. A panic in user code
+//! never takes down a worker or the executor, so the executor must survive it: the completing task's worker / owner loop
 //! keeps running, the task's outcome (value or failure) is still delivered to the handle,
 //! `Metrics` add up, and dropping the executor does not hang.
 //!

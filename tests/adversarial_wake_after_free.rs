@@ -4,7 +4,7 @@
 //! Tasks hand out clones of their wakers. After a task completed (value, panic or
 //! cancellation), and after the whole executor was dropped, those wakers are woken many
 //! times from several threads at once (`wake_by_ref`, `wake` on clones, `will_wake`, clone
-//! and drop). Semantics 3: a waker used after its executor is gone is a no-op. Nothing may
+//! and drop). A waker used after its executor is gone must be a no-op. Nothing may
 //! run (no poll counter moves), nothing may crash, and once the wakers are dropped too,
 //! nothing of the executor may be left alive (its error hook holds a marker `Arc`).
 //! A last test wakes the tasks from other threads *while* the executor shuts down.
