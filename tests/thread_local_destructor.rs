@@ -35,15 +35,15 @@ fn executor_dropped_at_thread_exit(flavor: Flavor) -> DropCounter {
         let rt = flavor.rt();
         // Drive it once, with a task polled and a spawn from inside, so that every
         // thread-local warden uses on this thread exists now.
-        let pending = rt.block_on(async move {
+        rt.block_on(async {
             let inner = warden::spawn(async { 1 });
             assert_eq!(inner.await.unwrap(), 1);
-            warden::spawn(async move {
-                let _token = token;
-                std::future::pending::<()>().await
-            })
         });
-        pending.detach();
+        rt.spawn(async move {
+            let _token = token;
+            std::future::pending::<()>().await
+        })
+        .detach();
         OWNED.with(|cell| *cell.borrow_mut() = Some(rt));
     })
     .join()
