@@ -184,7 +184,7 @@ where
     fn poll_once(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
         let waker = waker_ref(self);
         let mut cx = Context::from_waker(&waker);
-        let _task = crate::context::enter_task(self.header.info.id());
+        let _task = super::current::enter_task(self.header.info.id());
         let caught = catch_panics(owner.backtraces, || {
             self.stage.with_mut(|stage| {
                 // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
@@ -220,7 +220,7 @@ where
     /// `RUNNING`.
     fn drop_future(&self) -> Result<(), TaskError> {
         let owner = self.header.scheduler.owner();
-        let _task = crate::context::enter_task(self.header.info.id());
+        let _task = super::current::enter_task(self.header.info.id());
         catch_panics(owner.backtraces, || {
             // SAFETY: rule 1: this thread holds `RUNNING`.
             self.stage

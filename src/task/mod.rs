@@ -65,6 +65,7 @@
 //! future or output that is not `Send`; [`spawn_unchecked`] is `unsafe` for exactly that
 //! reason, and its contract keeps such a task on one thread.
 
+pub(crate) mod current;
 mod harness;
 mod header;
 mod id;
@@ -230,7 +231,7 @@ where
     let info = TaskInfo::new(
         spec.name,
         spec.location,
-        crate::context::current_task(),
+        current::current_task(),
         spec.group.as_ref().map(|g| g.id()),
     );
     // SAFETY: forwarded from this function's own contract.

@@ -27,7 +27,7 @@ pub(crate) struct Closed;
 /// Where an executor's tasks are registered.
 pub(crate) enum Placement {
     /// A `LocalExecutor`: tasks spawned on its owner thread (the thread with this
-    /// [`thread_token`](crate::context::thread_token)) go to a registry only that thread
+    /// [`thread_token`](super::current::thread_token)) go to a registry only that thread
     /// touches, with no lock; tasks spawned elsewhere through a `Handle` go to one locked
     /// shard.
     OwnerThread(u64),
@@ -160,7 +160,7 @@ impl TaskOwner {
         let registry = &self.registry;
         let header = task.header();
         if let Some((token, _)) = &registry.owner_slab {
-            if *token == crate::context::thread_token() {
+            if *token == super::current::thread_token() {
                 // The owner thread also does `close`, so this plain check cannot race it.
                 if registry.closed.load(Ordering::Relaxed) {
                     return Err(Closed);
