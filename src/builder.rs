@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::hook::{ExitHookFn, HookFn};
+use crate::hook::{ErrorSink, ExitHookFn, HookFn};
 use crate::{Backtraces, Executor, LocalExecutor, TaskError, UnhandledPolicy};
 use crate::{TaskExit, TaskInfo};
 use std::path::PathBuf;
@@ -129,6 +129,18 @@ impl Builder {
     /// Builds a single-threaded executor owned by the current thread.
     pub fn build_local(&self) -> LocalExecutor {
         LocalExecutor::from_builder(self)
+    }
+}
+
+impl Builder {
+    /// The settings the task core needs, with `sink` where unobserved failures go.
+    pub(crate) fn owner_config(&self, sink: Arc<ErrorSink>) -> crate::task::OwnerConfig {
+        crate::task::OwnerConfig {
+            sink,
+            backtraces: self.backtraces,
+            on_exit: self.on_exit.clone(),
+            trace: self.trace.clone(),
+        }
     }
 }
 

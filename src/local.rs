@@ -361,7 +361,10 @@ impl LocalExecutor {
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let owner_token = context::thread_token();
         let shared = Arc::new(LocalShared {
-            owner: TaskOwner::new(builder, sink.clone(), Placement::OwnerThread(owner_token)),
+            owner: TaskOwner::new(
+                builder.owner_config(sink.clone()),
+                Placement::OwnerThread(owner_token),
+            ),
             ready: UnsafeCell::new(Ready::new()),
             remote: Mutex::new(VecDeque::new()),
             remote_queued: AtomicBool::new(false),

@@ -557,8 +557,7 @@ impl Executor {
             // About four registry shards per worker: two workers ending tasks at the same
             // moment rarely need the same lock.
             owner: TaskOwner::new(
-                builder,
-                sink.clone(),
+                builder.owner_config(sink.clone()),
                 Placement::Shards((4 * n).next_power_of_two().min(64)),
             ),
             injector: Injector::new(),

@@ -83,7 +83,7 @@ pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
 
 pub(crate) use header::Header;
-pub(crate) use owner::{Placement, TaskOwner};
+pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::FailureWatch;

@@ -36,6 +36,19 @@ pub(crate) enum Placement {
     Shards(usize),
 }
 
+/// What a [`TaskOwner`] is told by the executor that embeds it: plain settings, so that
+/// the task core needs nothing from the executor's builder.
+pub(crate) struct OwnerConfig {
+    /// Where unobserved failures go.
+    pub(crate) sink: Arc<ErrorSink>,
+    /// When a panicking task's backtrace is captured.
+    pub(crate) backtraces: Backtraces,
+    /// The outcome hook, called once per task.
+    pub(crate) on_exit: Option<Arc<ExitHookFn>>,
+    /// Where to write the task timeline, if anywhere (`WARDEN_TRACE` is read too).
+    pub(crate) trace: Option<std::path::PathBuf>,
+}
+
 /// Live tasks, counters, and where failures go.
 pub(crate) struct TaskOwner {
     registry: Registry,
@@ -138,18 +151,14 @@ impl Registry {
 }
 
 impl TaskOwner {
-    pub(crate) fn new(
-        builder: &crate::Builder,
-        sink: Arc<ErrorSink>,
-        placement: Placement,
-    ) -> TaskOwner {
+    pub(crate) fn new(config: OwnerConfig, placement: Placement) -> TaskOwner {
         TaskOwner {
             registry: Registry::new(placement),
             metrics: Counters::new(),
-            sink,
-            backtraces: builder.backtraces,
-            on_exit: builder.on_exit.clone(),
-            tracer: Tracer::from_config(builder.trace.as_deref()),
+            sink: config.sink,
+            backtraces: config.backtraces,
+            on_exit: config.on_exit,
+            tracer: Tracer::from_config(config.trace.as_deref()),
         }
     }
 
