@@ -32,9 +32,9 @@ use futures_task::ArcWake;
 use crate::context;
 use crate::failure::{CancelReason, GroupError, TaskError};
 use crate::handle::Handle;
-use crate::hook::FailureWatch;
+use crate::hook::{FailureWatch, TaskExit};
 use crate::outcome::{self, Outcome};
-use crate::task::{GroupId, GroupLink, JoinHandle, MemberExit, SpawnSpec, TaskId, TaskRef};
+use crate::task::{GroupId, GroupLink, JoinHandle, SpawnSpec, TaskId, TaskRef};
 
 /// A set of tasks that succeed or fail together.
 ///
@@ -292,11 +292,11 @@ impl GroupLink for GroupInner {
         self.sibling_failure.get().cloned()
     }
 
-    fn member_exited(&self, id: TaskId, exit: MemberExit) {
-        let (watch, error) = match exit {
-            MemberExit::Completed => return self.ended_quietly(id, false),
-            MemberExit::Cancelled => return self.ended_quietly(id, true),
-            MemberExit::Failed(watch, error) => (watch, error),
+    fn member_exited(&self, id: TaskId, exit: &TaskExit<'_>, watch: Option<&Arc<FailureWatch>>) {
+        let (error, watch) = match (exit, watch) {
+            (TaskExit::Failed(error), Some(watch)) => ((*error).clone(), watch.clone()),
+            (TaskExit::Cancelled(_), _) => return self.ended_quietly(id, true),
+            _ => return self.ended_quietly(id, false),
         };
         let cancels_siblings = !self.supervisor && self.sibling_failure.set(error.clone()).is_ok();
         let (removed, dropped_watch) = {

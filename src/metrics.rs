@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 
+use crate::hook::TaskExit;
 use crate::loom::AtomicU64;
 use crate::loom::Ordering::*;
 
@@ -178,15 +179,6 @@ pub(crate) struct Counters {
     slots: [Slot; OWNED_SLOTS + 1],
 }
 
-/// How a task ended, for counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
-    Completed,
-    Panicked,
-    Errored,
-    Cancelled,
-}
-
 impl Counters {
     pub(crate) fn new() -> Counters {
         Counters {
@@ -228,12 +220,12 @@ impl Counters {
     }
 
     #[inline]
-    pub(crate) fn ended(&self, ending: Ending) {
-        match ending {
-            Ending::Completed => self.bump(|s| &s.completed),
-            Ending::Panicked => self.bump(|s| &s.panicked),
-            Ending::Errored => self.bump(|s| &s.errored),
-            Ending::Cancelled => self.bump(|s| &s.cancelled),
+    pub(crate) fn ended(&self, exit: &TaskExit<'_>) {
+        match exit {
+            TaskExit::Completed => self.bump(|s| &s.completed),
+            TaskExit::Failed(e) if e.is_panic() => self.bump(|s| &s.panicked),
+            TaskExit::Failed(_) => self.bump(|s| &s.errored),
+            TaskExit::Cancelled(_) => self.bump(|s| &s.cancelled),
         }
     }
 

@@ -24,6 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::failure::{CancelReason, TaskError};
+use crate::hook::TaskExit;
 use crate::task::TaskInfo;
 
 /// One recorded event.
@@ -166,7 +167,17 @@ impl Tracer {
         self.lock().push(event);
     }
 
-    pub(crate) fn failed(&self, error: &TaskError) {
+    /// A task ended: failures and cancellations are marked on its timeline (a completion
+    /// is the end of its last poll, already there).
+    pub(crate) fn ended(&self, info: &TaskInfo, exit: &TaskExit<'_>) {
+        match exit {
+            TaskExit::Completed => {}
+            TaskExit::Failed(error) => self.failed(error),
+            TaskExit::Cancelled(reason) => self.cancelled(info, reason),
+        }
+    }
+
+    fn failed(&self, error: &TaskError) {
         let mut args = vec![("error", error.to_string())];
         if let Some(location) = error.location() {
             args.push(("location", location.to_string()));
@@ -179,7 +190,7 @@ impl Tracer {
         );
     }
 
-    pub(crate) fn cancelled(&self, info: &TaskInfo, reason: &CancelReason) {
+    fn cancelled(&self, info: &TaskInfo, reason: &CancelReason) {
         let args = vec![("reason", reason.to_string())];
         self.instant(format!("cancel {}", label(info)), info, args);
     }

@@ -26,11 +26,10 @@ use futures_task::waker_ref;
 
 use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
-use super::{GroupLink, Header, MemberExit, RawTask, Schedule, TaskInfo, TaskRef};
+use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
 use crate::hook::{FailureWatch, TaskExit};
-use crate::metrics::Ending;
 
 /// A task: header, stage, and how to turn the future's output into the task's result.
 pub(crate) struct Task<F: Future, T> {
@@ -50,7 +49,9 @@ pub(super) enum Stage<F, T> {
     Consumed,
 }
 
-/// How a task ended, as stored in its block.
+/// How a task ended, as stored in its block: the one record of an ending. Everything that
+/// reacts to an ending (the counters, the group, the outcome hook, the trace) reads it
+/// through one view, [`Exit::view`], a [`TaskExit`].
 ///
 /// A cancellation keeps only its reason: the [`TaskError`] that the handle yields is built
 /// when the handle reads it, so a cancelled task nobody awaits (a detached member of a
@@ -59,6 +60,17 @@ pub(super) enum Exit<T> {
     Value(T),
     Failed(TaskError),
     Cancelled(CancelReason),
+}
+
+impl<T> Exit<T> {
+    /// The ending as the counters, the group, the outcome hook and the trace see it.
+    fn view(&self) -> TaskExit<'_> {
+        match self {
+            Exit::Value(_) => TaskExit::Completed,
+            Exit::Failed(e) => TaskExit::Failed(e),
+            Exit::Cancelled(reason) => TaskExit::Cancelled(reason),
+        }
+    }
 }
 
 /// What one poll did (see `Task::poll_once`).
@@ -254,33 +266,18 @@ where
     fn finish(self: Arc<Self>, exit: Exit<T>) {
         let header = &self.header;
         let owner = header.scheduler.owner();
-        let (ending, watch) = match &exit {
-            Exit::Value(_) => (Ending::Completed, None),
-            Exit::Cancelled(_) => (Ending::Cancelled, None),
-            Exit::Failed(e) => {
-                let ending = if e.is_panic() {
-                    Ending::Panicked
-                } else {
-                    Ending::Errored
-                };
-                (
-                    ending,
-                    Some(FailureWatch::new(e.clone(), owner.sink.clone())),
-                )
-            }
+        let view = exit.view();
+        let watch = match view {
+            TaskExit::Failed(e) => Some(FailureWatch::new(e.clone(), owner.sink.clone())),
+            _ => None,
         };
-        owner.metrics.ended(ending);
+        owner.metrics.ended(&view);
         // Both observers are off unless configured: one test each, without a call.
         if owner.tracer.is_some() || owner.on_exit.is_some() {
-            report_exit(owner, &header.info, &exit);
+            report_exit(owner, &header.info, &view);
         }
         if let Some(group) = &header.group {
-            let member_exit = match (&watch, &exit) {
-                (Some(watch), Exit::Failed(e)) => MemberExit::Failed(watch.clone(), e.clone()),
-                (_, Exit::Cancelled(_)) => MemberExit::Cancelled,
-                _ => MemberExit::Completed,
-            };
-            group.member_exited(header.info.id(), member_exit);
+            group.member_exited(header.info.id(), &view, watch.as_ref());
         }
         if !header.state.load().has_handle() {
             // Detached (or the handle is gone): nobody can ever read the result, since
@@ -461,21 +458,12 @@ fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &T
 }
 
 /// Tells the outcome hook and the tracer how a task ended.
-fn report_exit<T>(owner: &TaskOwner, info: &TaskInfo, exit: &Exit<T>) {
+fn report_exit(owner: &TaskOwner, info: &TaskInfo, exit: &TaskExit<'_>) {
     if let Some(tracer) = &owner.tracer {
-        match exit {
-            Exit::Value(_) => {}
-            Exit::Cancelled(reason) => tracer.cancelled(info, reason),
-            Exit::Failed(e) => tracer.failed(e),
-        }
+        tracer.ended(info, exit);
     }
     if let Some(hook) = &owner.on_exit {
-        let exit = match exit {
-            Exit::Value(_) => TaskExit::Completed,
-            Exit::Cancelled(reason) => TaskExit::Cancelled(reason),
-            Exit::Failed(e) => TaskExit::Failed(e),
-        };
-        if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, &exit)) {
+        if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, exit)) {
             crate::report::error!(
                 "the task-exit hook panicked ({}) for {info}",
                 crate::failure::payload_message(&*payload)

@@ -86,7 +86,7 @@ pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
 
 use crate::failure::{BoxError, CancelReason, TaskError};
-use crate::hook::FailureWatch;
+use crate::hook::{FailureWatch, TaskExit};
 
 /// An executor's reference to a task, with the type of its future erased.
 pub(crate) type TaskRef = Arc<dyn RawTask>;
@@ -142,16 +142,10 @@ pub(crate) trait GroupLink: Send + Sync + 'static {
     /// which a cancelled member's [`TaskError`] names.
     fn sibling_failure(&self) -> Option<TaskError>;
 
-    /// The task ended. For a failure, the group keeps `watch` so it can report the failure
-    /// at `join`, or hand it on if the group is dropped without `join`.
-    fn member_exited(&self, id: TaskId, exit: MemberExit);
-}
-
-/// How a group member ended.
-pub(crate) enum MemberExit {
-    Completed,
-    Failed(Arc<FailureWatch>, TaskError),
-    Cancelled,
+    /// The task ended. For a failure, `watch` is its [`FailureWatch`]: the group keeps a
+    /// clone so it can report the failure at `join`, or hand it on if the group is dropped
+    /// without `join`.
+    fn member_exited(&self, id: TaskId, exit: &TaskExit<'_>, watch: Option<&Arc<FailureWatch>>);
 }
 
 /// Everything about a task but its future.
