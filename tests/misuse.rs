@@ -106,7 +106,9 @@ fn sleep_and_timeout_polled_outside_an_executor_name_where_they_were_made() {
 
             let limited = warden::timeout(Duration::from_secs(1), std::future::pending::<()>());
             let made = here(line!() - 1);
-            let (_, msg) = panic_of(|| drop(poll_outside_warden(limited)));
+            let (_, msg) = panic_of(|| {
+                let _ = poll_outside_warden(limited);
+            });
             assert!(msg.contains(&format!("created at {made}")), "{msg}");
         },
     );

@@ -328,7 +328,7 @@ rt_test! {
         // the caught panic must not be attached to it.
         let rt = flavor.rt();
         let handle = rt.spawn(async {
-            let caught = std::panic::catch_unwind(|| None::<u8>.unwrap());
+            let caught = std::panic::catch_unwind(|| std::hint::black_box(None::<u8>).unwrap());
             assert!(caught.is_err());
             warden::yield_now().await;
             let elsewhere = std::thread::spawn(|| {

@@ -34,7 +34,9 @@ fn executor_dropped_at_thread_exit(flavor: Flavor) -> DropCounter {
         OWNED.with(|_| {});
         let rt = flavor.rt();
         // Drive it once, with a task polled and a spawn from inside, so that every
-        // thread-local warden uses on this thread exists now.
+        // thread-local warden uses on this thread exists now. The block returns the handle
+        // of the pending task, unawaited, on purpose.
+        #[allow(clippy::async_yields_async)]
         let pending = rt.block_on(async move {
             let inner = warden::spawn(async { 1 });
             assert_eq!(inner.await.unwrap(), 1);
