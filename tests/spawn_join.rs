@@ -1,7 +1,7 @@
 //! Spawning tasks and joining their values, on both executors: values of several types,
 //! names and ids, `is_finished`, `detach`, `warden::spawn` inside `block_on`, `Handle` from
-//! other threads and through `futures::task::SpawnExt`, parent ids, and a deep chain of
-//! spawn-and-await.
+//! other threads and through `futures::task::SpawnExt`, and parent ids. (A 10 000-deep chain
+//! of spawn-and-await is in `tests/adversarial/deep_spawn_chain.rs`.)
 
 mod support;
 
@@ -27,17 +27,6 @@ fn on_pool_worker() -> bool {
     thread::current()
         .name()
         .is_some_and(|n| n.starts_with("warden-worker-"))
-}
-
-/// Spawns the next link of a chain of `depth` more tasks and awaits it; each link adds 1.
-fn chain(depth: u32) -> Pin<Box<dyn Future<Output = u32> + Send>> {
-    Box::pin(async move {
-        if depth == 0 {
-            0
-        } else {
-            warden::spawn(chain(depth - 1)).await.unwrap() + 1
-        }
-    })
 }
 
 rt_test! {
@@ -327,18 +316,6 @@ rt_test! {
         assert!(Spawn::status(&handle).unwrap_err().is_shutdown());
         let refused = SpawnExt::spawn(&handle, async {}).unwrap_err();
         assert!(refused.is_shutdown());
-    }
-
-    fn ten_thousand_deep_chain_of_spawn_and_await(flavor) {
-        // Each task spawns the next and awaits it. Nothing may recurse per link: not the
-        // spawn, not the wake of the awaiting parent, not the drops.
-        let rt = flavor.build(warden::Builder::new());
-        let depth = 9_999;
-        let top = rt.spawn(chain(depth));
-        assert_eq!(rt.block_on(top).unwrap(), depth);
-        let m = rt.metrics();
-        assert_eq!((m.spawned, m.completed, m.live), (10_000, 10_000, 0));
-        assert_adds_up(&m);
     }
 }
 

@@ -16,10 +16,15 @@ pub fn is_child(case: &str) -> bool {
     std::env::var(CHILD).is_ok_and(|v| v == case)
 }
 
-/// The name libtest gives the test `name` defined in `module` (`local::x`, `pool::x`).
+/// The name libtest gives the test `name` defined in `module` (pass `module_path!()`): the
+/// module path without the crate's name, then `name`. So `local::x` for a test in the
+/// `local` module of `tests/foo.rs`, `panic_in_poll::local::x` in the folder
+/// `tests/adversarial/`, and plain `x` at a crate's root.
 pub fn test_name(module: &str, name: &str) -> String {
-    let last = module.rsplit("::").next().unwrap_or(module);
-    format!("{last}::{name}")
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
 }
 
 /// What a child process left behind.

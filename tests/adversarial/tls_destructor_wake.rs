@@ -16,7 +16,7 @@
 //! `--exact <test> --nocapture` and `WARDEN_ADVERSARIAL_CHILD=<test>`) and asserts on the
 //! child's exit status and output.
 
-mod support;
+use crate::support;
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -13,7 +13,7 @@
 //! only: a pool's workers run whenever there is work, so it cannot be kept quiet) wakes
 //! every idle task 200 000 times and then expects exactly one more poll per task.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,7 +8,7 @@
 //! dropping the executor return normally), and it is reported exactly once: to the handle
 //! or group that reads it, or else to the error hook.
 
-mod support;
+use crate::support;
 
 use std::future::pending;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};

@@ -7,7 +7,7 @@
 //! another thread at arbitrary moments while the executor runs them: the hook sees each of
 //! them exactly once, whichever side lets go last.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::mpsc;

@@ -26,7 +26,7 @@
 //! (this test binary, started again with `--exact <test>` and
 //! `WARDEN_ADVERSARIAL_CHILD=<test>`), asserting on its exit status and output.
 
-mod support;
+use crate::support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
 use std::sync::Arc;
@@ -211,8 +211,8 @@ fn hold_while_panicking(err: TaskError) {
     panic!("a second panic while the error is held");
 }
 
-/// Runs the test `name` alone in a child process; returns its exit status, stdout and
-/// stderr.
+/// Runs the test `name` (a function of this module) alone in a child process; returns its
+/// exit status, stdout and stderr.
 fn run_child(name: &str) -> (std::process::ExitStatus, String, String) {
     // Some children forget a payload on purpose (dropping it during unwinding would
     // abort); under LeakSanitizer that deliberate leak must not fail the child.
@@ -220,7 +220,7 @@ fn run_child(name: &str) -> (std::process::ExitStatus, String, String) {
         ("ASAN_OPTIONS", "detect_leaks=0"),
         ("LSAN_OPTIONS", "detect_leaks=0"),
     ];
-    let run = child::run(name, name, &quiet_leaks);
+    let run = child::run(&child::test_name(module_path!(), name), name, &quiet_leaks);
     (run.status, run.stdout, run.stderr)
 }
 

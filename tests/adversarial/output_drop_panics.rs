@@ -8,7 +8,7 @@
 //! executor keeps working, and such a panic is not a task failure: the error hook does not
 //! see it (it is logged) and the task counts as completed.
 
-mod support;
+use crate::support;
 
 use std::panic::panic_any;
 use std::pin::Pin;

@@ -7,7 +7,7 @@
 //! hook that spawns through a `Handle` it captured starts a task that runs; a hook that
 //! spawns a task that fails in turn sees that failure too (bounded here).
 
-mod support;
+use crate::support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -9,7 +9,7 @@
 //! nothing of the executor may be left alive (its error hook holds a marker `Arc`).
 //! A last test wakes the tasks from other threads *while* the executor shuts down.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;

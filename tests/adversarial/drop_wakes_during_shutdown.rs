@@ -9,7 +9,7 @@
 //! spawns (they resolve to `Shutdown` at once and their futures are dropped), so it must
 //! finish: no deadlock, no hang, and every destructor runs exactly once.
 
-mod support;
+use crate::support;
 
 use std::future::pending;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

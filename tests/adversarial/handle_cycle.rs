@@ -17,7 +17,7 @@
 //! its partner's cancellation woke it; `every_task_live_at_shutdown_is_cancelled` pins
 //! that down.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::mem::ManuallyDrop;

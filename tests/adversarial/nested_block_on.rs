@@ -9,7 +9,7 @@
 //! themselves. Afterwards the executor carries on, and the thread can drive executors
 //! again.
 
-mod support;
+use crate::support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! when warden loses a task to such a panic, dropping the executor would wait forever for
 //! it, and the hang guard would then hide the assertion that explains why.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::mem::ManuallyDrop;

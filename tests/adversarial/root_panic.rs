@@ -9,7 +9,7 @@
 //! destructor that panics at that moment must be caught (a panic escaping a destructor
 //! during unwinding would abort the process, so that test runs in a child process).
 
-mod support;
+use crate::support;
 
 use std::future::pending;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
@@ -202,7 +202,7 @@ fn free_block_on_root_panic_cancels_its_tasks() {
         assert_eq!(drops.count(), 2, "both tasks were cancelled and dropped");
         return;
     }
-    let run = child::run(NAME, NAME, &[]);
+    let run = child::run(&child::test_name(module_path!(), NAME), NAME, &[]);
     assert!(
         run.passed(),
         "the child failed ({}):\n{}\n{}",

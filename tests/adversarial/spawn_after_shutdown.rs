@@ -10,7 +10,7 @@
 //! metrics count it. Spawns racing the shutdown from another thread either run or are
 //! refused, each future dropped exactly once, and shutdown still finishes.
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -7,7 +7,7 @@
 //! The worker (pool) or owner loop (local) survives hundreds of them, later tasks run, and
 //! `Metrics` count every one exactly.
 
-mod support;
+use crate::support;
 
 use std::any::Any;
 use std::panic::{catch_unwind, panic_any, resume_unwind};

@@ -13,7 +13,7 @@
 //! overflow aborts the process, so the shutdown test runs in a child process (this test
 //! binary, started again with `--exact <test>` and `WARDEN_ADVERSARIAL_CHILD=<test>`).
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;

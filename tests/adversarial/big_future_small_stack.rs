@@ -25,7 +25,7 @@
 //! the parent asserts on its exit status. `RUST_MIN_STACK` sets the stack of threads
 //! spawned without an explicit size (the pool's workers, libtest's test thread).
 
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -104,14 +104,7 @@ fn build(flavor: Flavor) -> support::Rt {
 
 rt_test! {
     fn spawn_from_a_thread_with_little_headroom(flavor) {
-        let test = format!(
-            "{}::spawn_from_a_thread_with_little_headroom",
-            if flavor == Flavor::Local {
-                "local"
-            } else {
-                "pool"
-            }
-        );
+        let test = child::test_name(module_path!(), "spawn_from_a_thread_with_little_headroom");
         const SPAWNER_STACK: usize = 8 * MIB;
         match child::case().as_deref() {
             Some("premise") => on_thread_with_stack(SPAWNER_STACK, build_only),
@@ -142,14 +135,7 @@ rt_test! {
     }
 
     fn run_on_executor_threads_with_small_stacks(flavor) {
-        let test = format!(
-            "{}::run_on_executor_threads_with_small_stacks",
-            if flavor == Flavor::Local {
-                "local"
-            } else {
-                "pool"
-            }
-        );
+        let test = child::test_name(module_path!(), "run_on_executor_threads_with_small_stacks");
         const EXECUTOR_STACK: usize = 4 * MIB;
         match child::case().as_deref() {
             Some("run") => {

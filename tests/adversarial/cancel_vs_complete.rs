@@ -7,7 +7,7 @@
 //! handle); the outcome hook sees each task exactly once and agrees with the handle; and
 //! `Metrics` add up with `completed + cancelled == spawned`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
