@@ -18,7 +18,7 @@ use loom::thread;
 
 use crate::hook::{ErrorSink, HookFn};
 use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::task::{self, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{self, OwnerConfig, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
 use crate::{Backtraces, Builder, CancelReason, UnhandledPolicy};
 
 /// A scheduler with one plain queue: any thread may pop and run.
@@ -38,11 +38,15 @@ impl Schedule for TestSched {
 }
 
 fn test_sched(hook: Option<Arc<HookFn>>) -> Arc<TestSched> {
-    let builder = Builder::new().backtraces(Backtraces::Off);
-    let sink = Arc::new(ErrorSink::new(hook, UnhandledPolicy::Continue));
+    let config = OwnerConfig {
+        sink: Arc::new(ErrorSink::new(hook, UnhandledPolicy::Continue)),
+        backtraces: Backtraces::Off,
+        on_exit: None,
+        trace: None,
+    };
     Arc::new(TestSched {
         // Two shards: tasks land in both, by id.
-        owner: TaskOwner::new(&builder, sink, Placement::Shards(2)),
+        owner: TaskOwner::new(config, Placement::Shards(2)),
         queue: Mutex::new(VecDeque::new()),
     })
 }
