@@ -35,7 +35,7 @@ use crate::hook::{FailureWatch, TaskExit};
 pub(crate) struct Task<F: Future, T> {
     pub(super) header: Header,
     stage: UnsafeCell<Stage<F, T>>,
-    finish: fn(F::Output) -> Result<T, BoxError>,
+    into_result: fn(F::Output) -> Result<T, BoxError>,
 }
 
 /// What the task holds: its future, then its result.
@@ -123,7 +123,7 @@ where
     /// `scheduler` must run the task only on the current thread.
     pub(super) unsafe fn new(
         future: F,
-        finish: fn(F::Output) -> Result<T, BoxError>,
+        into_result: fn(F::Output) -> Result<T, BoxError>,
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,
         group: Option<Arc<dyn GroupLink>>,
@@ -131,7 +131,7 @@ where
         Arc::new(Task {
             header: Header::new(info, scheduler, group),
             stage: UnsafeCell::new(Stage::Running(future)),
-            finish,
+            into_result,
         })
     }
 
@@ -174,7 +174,7 @@ where
             }
             Polled::Panicked(payload) => {
                 let failure = TaskError::from_panic(self.header.info.clone(), payload);
-                self.complete(Exit::Failed(failure));
+                self.drop_then_finish(Exit::Failed(failure));
                 None
             }
         }
@@ -183,7 +183,7 @@ where
     /// The task's result for the future's output: a value, or the failure a group task's
     /// body returned.
     fn exit_for(&self, output: F::Output) -> Exit<T> {
-        match (self.finish)(output) {
+        match (self.into_result)(output) {
             Ok(value) => Exit::Value(value),
             Err(e) => Exit::Failed(TaskError::from_error(self.header.info.clone(), e)),
         }
@@ -241,8 +241,8 @@ where
         .map_err(|payload| TaskError::from_panic(self.header.info.clone(), payload))
     }
 
-    /// The future panicked: drop it, then finish.
-    fn complete(self: Arc<Self>, exit: Exit<T>) {
+    /// The poll panicked and the future is still there: drop it, then finish.
+    fn drop_then_finish(self: Arc<Self>, exit: Exit<T>) {
         let exit = match self.drop_future() {
             Ok(()) => exit,
             Err(drop_panic) => after_drop_panic(exit, drop_panic, &self.header.info),

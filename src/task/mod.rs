@@ -172,7 +172,7 @@ const BOX_FUTURE_THRESHOLD: usize = 2048;
 
 /// Creates a task for `future`, registers it with `scheduler` and queues it.
 ///
-/// `finish` turns the future's output into the task's result: `Ok` for a value, `Err` for
+/// `into_result` turns the future's output into the task's result: `Ok` for a value, `Err` for
 /// a failure that a group task's body returned.
 ///
 /// If the executor is shut down, the task is created and cancelled at once with
@@ -186,7 +186,7 @@ const BOX_FUTURE_THRESHOLD: usize = 2048;
 /// the future is only ever polled or dropped inside [`RawTask::run`], so that suffices.)
 pub(crate) unsafe fn spawn_unchecked<F, T>(
     future: F,
-    finish: fn(F::Output) -> Result<T, BoxError>,
+    into_result: fn(F::Output) -> Result<T, BoxError>,
     spec: SpawnSpec,
     scheduler: Arc<dyn Schedule>,
 ) -> JoinHandle<T>
@@ -199,10 +199,10 @@ where
     if std::mem::size_of::<F>() > BOX_FUTURE_THRESHOLD {
         // SAFETY: forwarded from this function's own contract; boxing changes nothing
         // about which thread runs or drops the future.
-        unsafe { spawn_task(Box::pin(future), finish, spec, scheduler) }
+        unsafe { spawn_task(Box::pin(future), into_result, spec, scheduler) }
     } else {
         // SAFETY: forwarded from this function's own contract.
-        unsafe { spawn_task(future, finish, spec, scheduler) }
+        unsafe { spawn_task(future, into_result, spec, scheduler) }
     }
 }
 
@@ -213,7 +213,7 @@ where
 /// As for [`spawn_unchecked`].
 unsafe fn spawn_task<F, T>(
     future: F,
-    finish: fn(F::Output) -> Result<T, BoxError>,
+    into_result: fn(F::Output) -> Result<T, BoxError>,
     spec: SpawnSpec,
     scheduler: Arc<dyn Schedule>,
 ) -> JoinHandle<T>
@@ -229,7 +229,7 @@ where
         spec.group.as_ref().map(|g| g.id()),
     );
     // SAFETY: forwarded from this function's own contract.
-    let task = unsafe { harness::Task::new(future, finish, info, scheduler, spec.group) };
+    let task = unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group) };
     let header = task.header();
     let owner = header.scheduler.owner();
     owner.metrics.spawned();
@@ -257,7 +257,7 @@ where
 /// Spawns a `Send` future; see [`spawn_unchecked`].
 pub(crate) fn spawn<F, T>(
     future: F,
-    finish: fn(F::Output) -> Result<T, BoxError>,
+    into_result: fn(F::Output) -> Result<T, BoxError>,
     spec: SpawnSpec,
     scheduler: Arc<dyn Schedule>,
 ) -> JoinHandle<T>
@@ -266,10 +266,10 @@ where
     T: Send + 'static,
 {
     // SAFETY: `F` and `T` are `Send`, so the contract's condition does not apply.
-    unsafe { spawn_unchecked(future, finish, spec, scheduler) }
+    unsafe { spawn_unchecked(future, into_result, spec, scheduler) }
 }
 
-/// `finish` for ordinary tasks: every output is a value.
+/// `into_result` for ordinary tasks: every output is a value.
 pub(crate) fn plain<T>(value: T) -> Result<T, BoxError> {
     Ok(value)
 }
