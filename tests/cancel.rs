@@ -49,7 +49,7 @@ rt_test! {
 
             let err = rt.block_on(handle).expect_err("a cancelled task has no value");
             assert!(err.is_cancelled(), "{err}");
-            assert!(!err.is_panic() && !err.is_error() && !err.is_failure(), "{err}");
+            assert!(!err.is_panic() && !err.is_error(), "{err}");
             assert_eq!(err.cancel_reason(), Some(&CancelReason::Explicit(None)));
             assert_eq!(err.panic_message(), None);
             assert_eq!(drops.count(), 1, "the future's destructor must run exactly once");

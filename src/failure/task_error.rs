@@ -157,11 +157,6 @@ impl TaskError {
         matches!(self.inner.repr, Repr::Cancelled { .. })
     }
 
-    /// `true` for panics and errors, the outcomes that count as failures.
-    pub fn is_failure(&self) -> bool {
-        !self.is_cancelled()
-    }
-
     /// The panic's message (`&str` and `String` payloads; other payloads read
     /// `Box<dyn Any>`), or `None` if this is not a panic.
     pub fn panic_message(&self) -> Option<&str> {

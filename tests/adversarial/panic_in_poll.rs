@@ -40,7 +40,7 @@ fn spawn_panicking<P: Any + Send + 'static>(
 fn panic_of(rt: &Rt, handle: JoinHandle<()>) -> TaskError {
     let err = rt.block_on(handle).expect_err("the task panicked");
     assert!(
-        err.is_panic() && err.is_failure() && !err.is_cancelled(),
+        err.is_panic() && !err.is_error() && !err.is_cancelled(),
         "{err:?}"
     );
     err
