@@ -69,9 +69,9 @@ fn failed_named_task(
 }
 
 /// The file and line of `err`'s spawn site.
-fn spawn_file_and_line(err: &TaskError) -> (&'static str, u32) {
+fn spawn_file_and_line(err: &TaskError) -> (String, u32) {
     let site = err.task().spawned_at();
-    (site.file(), site.line())
+    (site.file().to_owned(), site.line())
 }
 
 /// A payload of our own, for `panic_any`.
@@ -122,23 +122,23 @@ rt_test! {
         // The other ways to spawn record their caller too.
         let (handle, line) = (rt.spawn(unit(async { panic!("a") })), line!());
         let err = rt.block_on(handle).unwrap_err();
-        assert_eq!(spawn_file_and_line(&err), (file!(), line));
+        assert_eq!(spawn_file_and_line(&err), (file!().to_owned(), line));
 
         let (handle, line) = (rt.handle().spawn(unit(async { panic!("b") })), line!());
         let err = rt.block_on(handle).unwrap_err();
-        assert_eq!(spawn_file_and_line(&err), (file!(), line));
+        assert_eq!(spawn_file_and_line(&err), (file!().to_owned(), line));
 
         let (err, line) = rt.block_on(async {
             let (handle, line) = (warden::spawn(unit(async { panic!("c") })), line!());
             (handle.await.unwrap_err(), line)
         });
-        assert_eq!(spawn_file_and_line(&err), (file!(), line));
+        assert_eq!(spawn_file_and_line(&err), (file!().to_owned(), line));
 
         let (err, line) = rt.block_on(async {
             let (handle, line) = (warden::spawn_named("n", unit(async { panic!("d") })), line!());
             (handle.await.unwrap_err(), line)
         });
-        assert_eq!(spawn_file_and_line(&err), (file!(), line));
+        assert_eq!(spawn_file_and_line(&err), (file!().to_owned(), line));
     }
 
     fn backtrace_names_the_function_that_panicked(flavor) {

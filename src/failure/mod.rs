@@ -37,9 +37,8 @@ pub use task_error::TaskError;
 
 use std::error::Error;
 use std::fmt;
-use std::panic;
-use std::sync::Arc;
 
+pub use crate::task::Location;
 use crate::task::TaskId;
 
 /// A boxed error that can cross threads: what a group task's `Err` is turned into.
@@ -109,47 +108,5 @@ impl fmt::Display for CancelReason {
             CancelReason::GroupDropped => f.write_str("the group was dropped without join"),
             CancelReason::Shutdown => f.write_str("the executor shut down"),
         }
-    }
-}
-
-/// Where a panic happened: an owned copy of [`std::panic::Location`].
-///
-/// (The panic hook only lends the location for the duration of the hook, so warden keeps
-/// its own copy.)
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Location {
-    file: Arc<str>,
-    line: u32,
-    column: u32,
-}
-
-impl Location {
-    fn from_std(loc: &panic::Location<'_>) -> Location {
-        Location {
-            file: Arc::from(loc.file()),
-            line: loc.line(),
-            column: loc.column(),
-        }
-    }
-
-    /// The source file, as `file!()` spells it.
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
-    /// The line, starting at 1.
-    pub fn line(&self) -> u32 {
-        self.line
-    }
-
-    /// The column, starting at 1.
-    pub fn column(&self) -> u32 {
-        self.column
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
     }
 }

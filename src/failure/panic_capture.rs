@@ -5,7 +5,7 @@ use std::any::Any;
 use std::backtrace::Backtrace;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Once};
+use std::sync::Once;
 
 use super::{Backtraces, Location};
 use crate::task::TaskInfo;
@@ -96,14 +96,10 @@ pub(crate) fn install_panic_hook() {
                     });
                     let mode = capture.mode;
                     let message = payload_message(info.payload());
-                    let location =
-                        info.location()
-                            .map(Location::from_std)
-                            .unwrap_or_else(|| Location {
-                                file: Arc::from("<unknown>"),
-                                line: 0,
-                                column: 0,
-                            });
+                    let location = info
+                        .location()
+                        .map(Location::copied)
+                        .unwrap_or_else(Location::unknown);
                     let backtrace = match mode {
                         Backtraces::Off => None,
                         Backtraces::Env => Some(Backtrace::capture()),

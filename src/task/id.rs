@@ -134,8 +134,8 @@ impl TaskInfo {
 
     /// Where the task was spawned: the caller of `spawn`, `spawn_named`, `spawn_local` or a
     /// group's `spawn`.
-    pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.spawned_at
+    pub fn spawned_at(&self) -> super::Location {
+        super::Location::from_static(self.spawned_at)
     }
 
     /// The task that was running when this one was spawned, if any.

@@ -70,17 +70,18 @@ mod harness;
 mod header;
 mod id;
 mod join;
+mod location;
 mod owner;
 pub(crate) mod slab;
 pub(crate) mod state;
 mod waker;
 
 use std::future::Future;
-use std::panic::Location;
 use std::sync::Arc;
 
 pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
+pub use location::Location;
 
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
@@ -151,7 +152,7 @@ pub(crate) trait GroupLink: Send + Sync + 'static {
 /// Everything about a task but its future.
 pub(crate) struct SpawnSpec {
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) location: &'static Location<'static>,
+    pub(crate) location: &'static std::panic::Location<'static>,
     pub(crate) group: Option<Arc<dyn GroupLink>>,
 }
 
@@ -161,7 +162,7 @@ impl SpawnSpec {
     pub(crate) fn new(name: Option<String>) -> SpawnSpec {
         SpawnSpec {
             name: name.map(Arc::from),
-            location: Location::caller(),
+            location: std::panic::Location::caller(),
             group: None,
         }
     }
