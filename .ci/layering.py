@@ -36,19 +36,27 @@ def rust_files():
                 yield os.path.relpath(path, ROOT).replace(os.sep, "/")
 
 
+def blank(match):
+    """A match replaced by nothing but its newlines, so line numbers stay."""
+    return "\n" * match.group(0).count("\n")
+
+
 def code_lines(rel):
-    """The file's lines with comments removed (line comments, doc comments, blocks)."""
+    """The file's lines with comments and the text of string literals removed."""
     text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    out = []
-    for line in text.split("\n"):
-        # Drop `//` comments, but not inside string literals (a crude but sufficient test:
-        # the source has no `//` in strings before a comment on the same line).
-        cut = line.find("//")
-        if cut >= 0 and line[:cut].count('"') % 2 == 0:
-            line = line[:cut]
-        out.append(line)
-    return out
+    # One pass, left to right, so that a `//` inside a string is not a comment and a `"`
+    # inside a comment does not start a string. Character literals (`'"'`) are skipped.
+    token = re.compile(r"//[^\n]*|/\*.*?\*/|'(?:\\.|[^'\\\n])'|\"(?:\\.|[^\"\\])*\"", re.S)
+
+    def strip(match):
+        found = match.group(0)
+        if found.startswith('"'):
+            return '""' + blank(match)
+        if found.startswith("'"):
+            return found
+        return blank(match)
+
+    return token.sub(strip, text).split("\n")
 
 
 def module_file(segments):
