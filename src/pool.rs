@@ -63,10 +63,15 @@
 //! left in its own deque to the injector and exits. The thread that called `shutdown` joins
 //! them, then runs whatever is still queued, so that every future has been dropped before
 //! `shutdown` returns.
+//!
+//! The timer thread stops too, but the timers stay: `block_on` still runs root futures
+//! after a shutdown, and from then on fires the timers itself, sleeping until the next
+//! deadline. `begin_shutdown` unparks every `block_on` so that one asleep waiting for the
+//! timer thread takes over. The timers are dropped with the executor.
 
 use crate::loom::{
     Arc, AtomicBool, AtomicUsize, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread,
-    Weak, current, fence, park, spawn_thread,
+    Weak, current, fence, park, park_timeout, spawn_thread,
 };
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -74,6 +79,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -219,14 +225,22 @@ impl PoolShared {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.timer_wake.try_send(());
         self.notify_all();
+        // The timer thread stops now. Every `block_on` takes over the timers from here on
+        // (see `Executor::block_on`), so each must learn of the shutdown even while it
+        // sleeps waiting for the timer thread: unpark them. A `block_on` lists its thread
+        // before it first reads `stopping`, under the same lock, so none is missed.
+        self.unpark_blocked();
     }
 
     fn request_shutdown(&self, cause: &TaskError) {
         let _ = self.shutdown_cause.set(cause.clone());
         self.shutdown_requested.store(true, Ordering::SeqCst);
+        // This unparks every `block_on`, which then sees the flag and panics.
         self.begin_shutdown();
-        // A `block_on` whose root waits for something that will never come must still
-        // learn of the shutdown: unpark it (it checks the flag before parking again).
+    }
+
+    /// Unparks every thread in `block_on`.
+    fn unpark_blocked(&self) {
         for thread in self
             .blocked
             .lock()
@@ -582,6 +596,11 @@ impl Executor {
         shared.timers.set_notify(Box::new(move || {
             if let Some(shared) = weak.upgrade() {
                 let _ = shared.timer_wake.try_send(());
+                // After a shutdown, the `block_on`s fire the timers: each recomputes the
+                // deadline it sleeps until.
+                if shared.stopping.load(Ordering::SeqCst) {
+                    shared.unpark_blocked();
+                }
             }
         }));
         let mut threads = Vec::with_capacity(n + 1);
@@ -666,6 +685,26 @@ impl Executor {
     /// `future` itself is not a task, but inside it `warden::spawn` and `TaskGroup::new`
     /// target this executor.
     ///
+    /// # After a shutdown
+    ///
+    /// `block_on` still works after [`shutdown`](Executor::shutdown), and through one called
+    /// from another thread or from a task while it runs: the root future keeps working
+    /// timers until it finishes. Its [`sleep`](crate::sleep)s, [`timeout`](crate::timeout)s
+    /// and group deadlines fire on time: with the timer thread gone, `block_on` fires the
+    /// due timers itself and parks until the next deadline or a wake. Tasks it spawns are
+    /// refused as always after a shutdown: they resolve at once to
+    /// [`CancelReason::Shutdown`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let ex = warden::Builder::new().worker_threads(2).build();
+    /// ex.shutdown();
+    /// let start = Instant::now();
+    /// ex.block_on(warden::sleep(Duration::from_millis(10)));
+    /// assert!(start.elapsed() >= Duration::from_millis(10));
+    /// ```
+    ///
     /// # Panics
     ///
     /// If called from inside a task or another `block_on` on this thread, and, under
@@ -697,7 +736,21 @@ impl Executor {
                     return output;
                 }
             }
-            if !root.woken.load(Ordering::Acquire) {
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                // Shut down: the timer thread is gone (or going), so this thread fires the
+                // timers, and sleeps until the next deadline. A timer registered meanwhile
+                // with an earlier deadline unparks it (the timers' notify).
+                let next = self.shared.timers.fire_due();
+                if root.woken.load(Ordering::Acquire) {
+                    continue;
+                }
+                match next {
+                    Some(deadline) => {
+                        park_timeout(deadline.saturating_duration_since(Instant::now()))
+                    }
+                    None => park(),
+                }
+            } else if !root.woken.load(Ordering::Acquire) {
                 park();
             }
         }
@@ -718,6 +771,11 @@ impl Executor {
     /// [`CancelReason::Shutdown`] at once), cancels every live task with
     /// [`CancelReason::Shutdown`], drops every future (destructors run) and joins the
     /// workers, all before it returns. Calling it again does nothing.
+    ///
+    /// The timers stay: a [`block_on`](Executor::block_on) running on another thread goes
+    /// on, and so does one started later; its root future's timers keep firing until it
+    /// finishes (that `block_on` fires them, as the timer thread has stopped). The timer
+    /// queue is emptied when the executor is dropped.
     ///
     /// Called from one of this pool's own worker threads (inside a task), it starts the
     /// shutdown and returns at once; the join happens when the `Executor` is dropped (and
@@ -761,7 +819,8 @@ fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
         }
         thread::yield_now();
     }
-    shared.timers.clear();
+    // The timers stay: a `block_on` running now, or started later, still fires them (see
+    // `Executor::block_on`). Dropping the executor empties them.
     if let Some(tracer) = &shared.owner.tracer {
         tracer.write();
     }
@@ -783,13 +842,17 @@ impl Drop for Executor {
             let shared = self.shared.clone();
             let threads = self.take_threads();
             let reaper = spawn_thread("warden-shutdown".to_owned(), move || {
-                finish_shutdown(&shared, threads)
+                finish_shutdown(&shared, threads);
+                shared.timers.clear();
             });
             if let Err(err) = reaper {
                 log::error!(target: "warden", "could not start the shutdown thread: {err}");
             }
         } else {
             self.shutdown();
+            // No `block_on` can be running any more (it borrows the executor): nobody will
+            // fire the timers again.
+            self.shared.timers.clear();
         }
     }
 }
