@@ -247,3 +247,102 @@ fn pool_two_roots_sleep_through_a_shutdown() {
         assert_slept(start, Duration::from_millis(300));
     });
 }
+
+// --- the pool's LIFO slot: an idle worker takes a task stuck behind a blocked parent ------
+
+/// How long the parent blocks its worker, synchronously.
+const BLOCK: Duration = Duration::from_secs(1);
+
+/// A parent task spawns a child (which goes into its worker's LIFO slot) and then blocks its
+/// worker for `BLOCK` without returning to the executor. The other worker is idle: it must
+/// take the child, which then starts before the block is over. Returns (when the child
+/// started, when the block ended).
+fn child_behind_a_blocked_parent(spin: bool) -> (Instant, Instant) {
+    let ex = pool();
+    ex.block_on(async {
+        warden::spawn(async move {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let child = warden::spawn(async move {
+                tx.send(Instant::now()).unwrap();
+            });
+            let end = Instant::now() + BLOCK;
+            if spin {
+                while Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::sleep(BLOCK);
+            }
+            let block_ended = Instant::now();
+            child.await.unwrap();
+            (rx.recv().unwrap(), block_ended)
+        })
+        .await
+        .unwrap()
+    })
+}
+
+#[test]
+fn pool_child_starts_while_its_parent_sleeps_synchronously() {
+    no_hang_or("the blocked-parent test hung", || {
+        let (child_started, block_ended) = child_behind_a_blocked_parent(false);
+        assert!(
+            child_started < block_ended,
+            "the child started {:?} after its parent's 1 s block ended: it waited in the \
+             blocked worker's LIFO slot while the other worker was idle",
+            child_started - block_ended
+        );
+    });
+}
+
+#[test]
+fn pool_child_starts_while_its_parent_spins() {
+    no_hang_or("the spinning-parent test hung", || {
+        let (child_started, block_ended) = child_behind_a_blocked_parent(true);
+        assert!(
+            child_started < block_ended,
+            "the child started {:?} after its parent's 1 s spin ended",
+            child_started - block_ended
+        );
+    });
+}
+
+/// The group deadline of a child stuck behind its blocked parent cancels it (its future is
+/// dropped) before the block ends.
+#[test]
+fn pool_group_deadline_reaches_a_child_behind_a_blocked_parent() {
+    no_hang_or("the group-deadline test hung", || {
+        let ex = pool();
+        let (dropped_at, block_ended, err) = ex.block_on(async {
+            warden::spawn(async move {
+                struct OnDrop(Option<std::sync::mpsc::Sender<Instant>>);
+                impl Drop for OnDrop {
+                    fn drop(&mut self) {
+                        let _ = self.0.take().unwrap().send(Instant::now());
+                    }
+                }
+                let (tx, rx) = std::sync::mpsc::channel();
+                let group = warden::TaskGroup::new().with_timeout(Duration::from_millis(20));
+                let guard = OnDrop(Some(tx));
+                let child = group.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await
+                });
+                std::thread::sleep(BLOCK);
+                let block_ended = Instant::now();
+                let err = child
+                    .await
+                    .expect_err("the child never finishes on its own");
+                (rx.recv().unwrap(), block_ended, err)
+            })
+            .await
+            .unwrap()
+        });
+        assert_eq!(err.cancel_reason(), Some(&CancelReason::Deadline));
+        assert!(
+            dropped_at < block_ended,
+            "the child was cancelled {:?} after its parent's block ended",
+            dropped_at - block_ended
+        );
+    });
+}
