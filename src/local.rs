@@ -466,6 +466,12 @@ impl LocalExecutor {
     /// inside it `warden::spawn`, `spawn_local` and `TaskGroup::new` target this executor.
     /// A panic in `future` unwinds out of `block_on` to the caller.
     ///
+    /// `block_on` still works after [`shutdown`](LocalExecutor::shutdown), and through one
+    /// that the root future or a task calls while it runs: the root future keeps working
+    /// timers until it finishes ([`sleep`](crate::sleep), [`timeout`](crate::timeout) and
+    /// group deadlines fire on time), while tasks it spawns resolve at once to
+    /// [`CancelReason::Shutdown`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -630,6 +636,11 @@ impl LocalExecutor {
     /// [`CancelReason::Shutdown`], and drops their futures here, running their
     /// destructors, before it returns. Calling it again does nothing.
     ///
+    /// The timers stay: a [`block_on`](LocalExecutor::block_on) running when `shutdown` is
+    /// called (from its root future or one of its tasks), or started later, keeps firing
+    /// them until its root future finishes. The timer queue is emptied when the executor is
+    /// dropped.
+    ///
     /// Called from inside one of this executor's own tasks, it cancels every task and
     /// returns at once; the futures are dropped by the loop that runs that task, when the
     /// current poll returns.
@@ -670,7 +681,8 @@ impl LocalExecutor {
             }
             self.shared.sleep(None);
         }
-        self.shared.timers.clear();
+        // The timers stay: a `block_on` (this very one, if the root called `shutdown`) still
+        // fires them. `Drop` empties them.
         if let Some(tracer) = &self.shared.owner.tracer {
             tracer.write();
         }
@@ -686,6 +698,9 @@ impl Default for LocalExecutor {
 impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.shutdown();
+        // No `block_on` can be running any more (it borrows the executor): nobody will fire
+        // the timers again.
+        self.shared.timers.clear();
     }
 }
 

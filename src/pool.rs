@@ -28,13 +28,28 @@
 //! can be stolen. Two rules keep the slot from starving anyone: a worker runs at most
 //! [`MAX_LIFO_STREAK`] slot tasks in a row before it takes one from its deque (the slot's
 //! task goes to the back of the deque), and a task re-queued after its own poll (it woke
-//! itself, like `yield_now`) never goes into the slot. The slot is not stealable: while its
-//! worker is busy in one long poll, the slot's task waits for it (as in tokio).
+//! itself, like `yield_now`) never goes into the slot.
 //!
 //! Filling an empty slot wakes no idle worker: the task will run on this worker as soon as
 //! the current poll returns, and waking a sleeper only to find nothing is the expensive
 //! part of message passing between two tasks. Pushing to the deque (a displaced slot task,
 //! a spawn from a worker of another pool, a wake from outside) does wake one.
+//!
+//! But a poll may not return soon: a task that spawns a helper and then blocks its thread
+//! (a long computation, a synchronous wait) would keep the helper in the slot for the whole
+//! block, and a group deadline could not reach it either. So the slot is stealable, by one
+//! rule: **an idle worker takes a slot's task when that slot's worker has been in the same
+//! poll for at least [`WATCH`]** (2 ms). While any worker is busy, one idle worker (the
+//! *watcher*, at most one at a time) parks for `WATCH` instead of until woken; when it wakes
+//! and finds a busy worker whose slot is full and whose poll mark (a count the worker
+//! stores as it starts each poll) has not moved since its park began, it takes that task
+//! and runs it, and wakes another idle worker, if any, to watch in its place. When every
+//! worker is idle, nobody watches and the pool sleeps with no timer ticking. Message
+//! passing never meets the rule (its polls take microseconds), so its tasks stay on one
+//! worker; stealing from the slot at once, whenever a worker searches, would scatter
+//! them. The price on the hot path is one compare-exchange per task taken from the slot
+//! (`LifoSlot` says how the owner and a thief share the slot); the price while a worker
+//! is busy and another idle is one wake-up of the watcher per `WATCH`.
 //!
 //! # Parking, and why no wake-up is lost
 //!
@@ -45,7 +60,8 @@
 //! unparks it. The two fences order the two sides: either the pusher's read sees the
 //! worker's announcement (and unparks it), or the worker's second look sees the task.
 //! `park`/`unpark` use a token, so an unpark that comes before the `park` is not lost.
-//! An idle pool therefore sleeps in `park` with no timer ticking: no CPU.
+//! An idle pool therefore sleeps in `park` with no timer ticking: no CPU. (A watcher's park
+//! ends after `WATCH` even if nobody unparks it; returning early never loses a wake-up.)
 //!
 //! Unparking costs a system call, so a pusher wakes nobody while a worker it (or another
 //! pusher) woke is still *searching*: that worker is on its way to the queues. When it
@@ -63,17 +79,24 @@
 //! left in its own deque to the injector and exits. The thread that called `shutdown` joins
 //! them, then runs whatever is still queued, so that every future has been dropped before
 //! `shutdown` returns.
+//!
+//! The timer thread stops too, but the timers stay: `block_on` still runs root futures
+//! after a shutdown, and from then on fires the timers itself, sleeping until the next
+//! deadline. `begin_shutdown` unparks every `block_on` so that one asleep waiting for the
+//! timer thread takes over. The timers are dropped with the executor.
 
 use crate::loom::{
     Arc, AtomicBool, AtomicUsize, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread,
-    Weak, current, fence, park, spawn_thread,
+    UnsafeCell, Weak, current, fence, park, park_timeout, spawn_thread,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::pin::pin;
 use std::task::{Context, Poll};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -93,6 +116,11 @@ pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 
 /// A worker runs at most this many tasks from its LIFO slot in a row.
 pub(crate) const MAX_LIFO_STREAK: u32 = 3;
+
+/// How long an idle worker watches the busy ones before it takes a task from the slot of a
+/// worker still in the same poll (module doc, "The LIFO slot"). Also the period of the
+/// watcher's wake-ups while a worker is busy and another idle.
+pub(crate) const WATCH: Duration = Duration::from_millis(2);
 
 /// A multi-threaded executor: a pool of worker threads with work stealing.
 ///
@@ -137,6 +165,10 @@ pub(crate) struct PoolShared {
     shutdown_requested: AtomicBool,
     /// Threads parked in `block_on`, unparked by a shutdown so they can notice it.
     blocked: Mutex<Vec<Thread>>,
+    /// Each worker's LIFO slot, by worker index.
+    slots: Box<[LifoSlot<TaskRef>]>,
+    /// `true` while an idle worker watches the others' slots (module doc, "The LIFO slot").
+    watching: AtomicBool,
 }
 
 crate::loom::thread_local! {
@@ -146,18 +178,178 @@ crate::loom::thread_local! {
 
 struct LocalQueue {
     pool: *const PoolShared,
+    /// This worker's index: its slot is `slots[index]`, which only this thread fills or
+    /// empties (`LifoSlot`'s owner).
+    index: usize,
     deque: Worker<TaskRef>,
-    /// The task that runs next (module doc, "The LIFO slot").
-    lifo: Cell<Option<TaskRef>>,
 }
 
-impl LocalQueue {
-    fn lifo_is_empty(&self) -> bool {
-        let task = self.lifo.take();
-        let empty = task.is_none();
-        self.lifo.set(task);
-        empty
+/// `LifoSlot` states.
+const EMPTY: usize = 0;
+const FULL: usize = 1;
+/// The owner is replacing the slot's task, or a thief is taking it: wait for `EMPTY` or
+/// `FULL` again (a few instructions away).
+const BUSY: usize = 2;
+
+/// A worker's LIFO slot (module doc, "The LIFO slot"): at most one task, put and taken by
+/// its worker (the *owner*), and stolen by an idle worker when the owner has been in one
+/// poll for a while.
+///
+/// The cell is guarded by `state`, and holds a value exactly in `FULL` (and while `BUSY`).
+/// The owner writes it only in `EMPTY` (which it alone leaves, by publishing `FULL` with a
+/// release store) or after claiming it with a compare-exchange from `FULL`; a thief reads it
+/// only after claiming it with `FULL -> BUSY`, and hands it back with a release store of
+/// `EMPTY`. So no two threads touch the cell at once, and a task is taken exactly once
+/// (`loom_lifo_slot_*`). The owner's costs: a put into an empty slot is a load and a store,
+/// a take one compare-exchange.
+///
+/// Aligned to 128 bytes, so that two workers' slots never share a cache line.
+#[repr(align(128))]
+struct LifoSlot<T> {
+    state: AtomicUsize,
+    cell: UnsafeCell<MaybeUninit<T>>,
+    /// The owner's turn count when it last started a poll (`work`): a watcher that reads
+    /// the same value twice, a `WATCH` apart, knows the owner has been in one poll since.
+    poll_mark: AtomicUsize,
+}
+
+// SAFETY: the cell is only touched by one thread at a time, as the type's doc explains, and
+// a `T: Send` may move between threads through it.
+unsafe impl<T: Send> Sync for LifoSlot<T> {}
+
+impl<T> LifoSlot<T> {
+    fn new() -> LifoSlot<T> {
+        LifoSlot {
+            state: AtomicUsize::new(EMPTY),
+            cell: UnsafeCell::new(MaybeUninit::uninit()),
+            poll_mark: AtomicUsize::new(0),
+        }
     }
+
+    /// Puts `task` in the slot; returns the task it displaced, if any (none if a thief
+    /// took it meanwhile).
+    ///
+    /// # Safety
+    ///
+    /// Only the slot's owner calls `put` and `take`: one thread, the worker whose slot it is.
+    #[inline]
+    unsafe fn put(&self, task: T) -> Option<T> {
+        if self.state.load(Ordering::Acquire) != EMPTY {
+            // SAFETY: passed on from our caller.
+            return unsafe { self.put_displacing(task) };
+        }
+        // SAFETY: in `EMPTY` the cell holds nothing and only the owner (this thread, by the
+        // caller's promise) touches it; the acquire load ordered a thief's last access
+        // before this one.
+        self.cell.with_mut(|cell| unsafe { (*cell).write(task) });
+        self.state.store(FULL, Ordering::Release);
+        None
+    }
+
+    /// `put` into a slot that was not empty.
+    ///
+    /// # Safety
+    ///
+    /// As for [`put`](Self::put): owner only.
+    #[cold]
+    unsafe fn put_displacing(&self, task: T) -> Option<T> {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                EMPTY => {
+                    // SAFETY: as in `put`.
+                    self.cell.with_mut(|cell| unsafe { (*cell).write(task) });
+                    self.state.store(FULL, Ordering::Release);
+                    return None;
+                }
+                FULL => {
+                    if self
+                        .state
+                        .compare_exchange(FULL, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        // SAFETY: we claimed the cell (`FULL -> BUSY`), which holds a task;
+                        // nobody else touches it until we publish it again.
+                        let displaced = self
+                            .cell
+                            .with_mut(|cell| unsafe { (*cell).assume_init_read() });
+                        // SAFETY: still ours, and now logically empty.
+                        self.cell.with_mut(|cell| unsafe { (*cell).write(task) });
+                        self.state.store(FULL, Ordering::Release);
+                        return Some(displaced);
+                    }
+                }
+                _ => spin(),
+            }
+        }
+    }
+
+    /// Takes the slot's task, if any.
+    ///
+    /// # Safety
+    ///
+    /// As for [`put`](Self::put): owner only.
+    #[inline]
+    unsafe fn take(&self) -> Option<T> {
+        loop {
+            match self.state.load(Ordering::Relaxed) {
+                EMPTY => return None,
+                FULL => {
+                    if self
+                        .state
+                        .compare_exchange(FULL, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        // SAFETY: we claimed the cell, which holds a task (`FULL -> EMPTY`):
+                        // a thief needs `FULL` to touch it, and only the owner (this thread)
+                        // publishes `FULL`, after writing it anew.
+                        let task = self
+                            .cell
+                            .with_mut(|cell| unsafe { (*cell).assume_init_read() });
+                        return Some(task);
+                    }
+                }
+                _ => spin(),
+            }
+        }
+    }
+
+    /// `true` if the slot holds no task. Any thread; a hint unless called by the owner.
+    fn is_empty(&self) -> bool {
+        self.state.load(Ordering::Acquire) == EMPTY
+    }
+
+    /// Takes the slot's task, if it has one and nobody else is at the cell. Any thread.
+    fn steal(&self) -> Option<T> {
+        self.state
+            .compare_exchange(FULL, BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        // SAFETY: we claimed the cell (`FULL -> BUSY`), which holds a task; the owner waits
+        // for `EMPTY` or `FULL` before it touches it again, and other thieves need `FULL`.
+        let task = self
+            .cell
+            .with_mut(|cell| unsafe { (*cell).assume_init_read() });
+        self.state.store(EMPTY, Ordering::Release);
+        Some(task)
+    }
+}
+
+impl<T> Drop for LifoSlot<T> {
+    fn drop(&mut self) {
+        if self.state.load(Ordering::Acquire) == FULL {
+            // SAFETY: `&mut self`: nobody else can reach the slot, and `FULL` means the
+            // cell holds a task, dropped here once.
+            self.cell
+                .with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+        }
+    }
+}
+
+/// One turn of a wait for a slot another thread holds for a few instructions.
+fn spin() {
+    #[cfg(all(loom, test))]
+    loom::thread::yield_now();
+    #[cfg(not(all(loom, test)))]
+    std::hint::spin_loop();
 }
 
 impl Schedule for PoolShared {
@@ -169,7 +361,10 @@ impl Schedule for PoolShared {
         let _ = LOCAL.try_with(|local| {
             if let Some(q) = &*local.borrow() {
                 if std::ptr::eq(q.pool, self) {
-                    match q.lifo.replace(task.take()) {
+                    let task = task.take().expect("the task is still here");
+                    // SAFETY: this thread is worker `q.index` of this pool (its `LOCAL`
+                    // says so), the owner of that slot.
+                    match unsafe { self.slots[q.index].put(task) } {
                         Some(displaced) => q.deque.push(displaced),
                         None => filled_empty_slot = true,
                     }
@@ -219,14 +414,22 @@ impl PoolShared {
         self.stopping.store(true, Ordering::SeqCst);
         let _ = self.timer_wake.try_send(());
         self.notify_all();
+        // The timer thread stops now. Every `block_on` takes over the timers from here on
+        // (see `Executor::block_on`), so each must learn of the shutdown even while it
+        // sleeps waiting for the timer thread: unpark them. A `block_on` lists its thread
+        // before it first reads `stopping`, under the same lock, so none is missed.
+        self.unpark_blocked();
     }
 
     fn request_shutdown(&self, cause: &TaskError) {
         let _ = self.shutdown_cause.set(cause.clone());
         self.shutdown_requested.store(true, Ordering::SeqCst);
+        // This unparks every `block_on`, which then sees the flag and panics.
         self.begin_shutdown();
-        // A `block_on` whose root waits for something that will never come must still
-        // learn of the shutdown: unpark it (it checks the flag before parking again).
+    }
+
+    /// Unparks every thread in `block_on`.
+    fn unpark_blocked(&self) {
         for thread in self
             .blocked
             .lock()
@@ -254,8 +457,8 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     LOCAL.with(|local| {
         *local.borrow_mut() = Some(LocalQueue {
             pool: Arc::as_ptr(&shared),
+            index,
             deque,
-            lifo: Cell::new(None),
         })
     });
     let handle = Handle {
@@ -273,7 +476,8 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
     // Hand anything left in our deque to the injector for the thread that joins us.
     let local = LOCAL.with(|local| local.borrow_mut().take());
     if let Some(local) = local {
-        if let Some(task) = local.lifo.take() {
+        // SAFETY: this is worker `index`, the slot's owner.
+        if let Some(task) = unsafe { shared.slots[index].take() } {
             shared.injector.push(task);
         }
         while let Some(task) = local.deque.pop() {
@@ -285,25 +489,33 @@ fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
 
 /// The worker's loop: find a task, run it, park when there is none, until the pool stops.
 fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
+    let slot = &shared.slots[index];
     let mut pops: u32 = 0;
     let mut victim = index;
     let mut lifo_streak: u32 = 0;
     let mut searching = false;
+    // The other workers' poll marks, as this worker saw them when it began a watch.
+    let mut marks = vec![0; shared.slots.len()];
+    let run = |task: TaskRef, pops: u32| {
+        // A relaxed store to a line that only this worker writes: what a watcher reads.
+        slot.poll_mark.store(pops as usize, Ordering::Relaxed);
+        if let Some(again) = task.run() {
+            // Woken during its own poll: to the back of our deque, never the LIFO slot. No
+            // idle worker is woken: the number of runnable tasks did not grow, and this
+            // worker looks at its deque next.
+            own.deque.push(again);
+        }
+    };
     loop {
         pops = pops.wrapping_add(1);
-        if let Some(task) = find_task(shared, own, pops, &mut victim, &mut lifo_streak) {
+        if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
             if searching {
                 searching = false;
                 if shared.idle.end_search() {
                     shared.notify_one();
                 }
             }
-            if let Some(again) = task.run() {
-                // Woken during its own poll: to the back of our deque, never the LIFO
-                // slot. No idle worker is woken: the number of runnable tasks did not
-                // grow, and this worker looks at its deque next.
-                own.deque.push(again);
-            }
+            run(task, pops);
             continue;
         }
         if shared.stopping.load(Ordering::SeqCst) {
@@ -312,15 +524,25 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
             }
             return;
         }
-        searching = park_worker(shared, own, index, searching);
+        let stolen;
+        (searching, stolen) = park_worker(shared, own, index, searching, &mut marks);
+        if let Some(task) = stolen {
+            // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
+            // another idle worker, if any, takes over (as when a searcher finds work).
+            shared.notify_one();
+            pops = pops.wrapping_add(1);
+            run(task, pops);
+        }
     }
 }
 
-/// LIFO slot, own deque, injector, then stealing; the injector first every
-/// `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times in a row.
+/// LIFO slot (`slot`, this worker's own), own deque, injector, then stealing; the injector
+/// first every `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times
+/// in a row. (Other workers' slots are left to the watch: see `park_worker`.)
 fn find_task(
     shared: &PoolShared,
     local: &LocalQueue,
+    slot: &LifoSlot<TaskRef>,
     pops: u32,
     victim: &mut usize,
     lifo_streak: &mut u32,
@@ -332,7 +554,9 @@ fn find_task(
             return Some(task);
         }
     }
-    if let Some(task) = local.lifo.take() {
+    // SAFETY: `slot` is this worker's own slot (`work` passes `slots[index]`), and this is
+    // that worker's thread.
+    if let Some(task) = unsafe { slot.take() } {
         if *lifo_streak < MAX_LIFO_STREAK {
             *lifo_streak += 1;
             return Some(task);
@@ -372,9 +596,19 @@ fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> 
 }
 
 /// Parks the worker unless there is work (the worker's half of the protocol). Returns
-/// whether the worker is searching now (see `IdleWorkers::sleep`).
-fn park_worker(shared: &PoolShared, own: &LocalQueue, index: usize, searching: bool) -> bool {
-    shared.idle.sleep(
+/// whether the worker is searching now (see `IdleWorkers::sleep`), and a task it took
+/// from another worker's slot, if its park was a watch (module doc, "The LIFO slot") that
+/// found that worker in the same poll as when the watch began.
+fn park_worker(
+    shared: &PoolShared,
+    own: &LocalQueue,
+    index: usize,
+    searching: bool,
+    marks: &mut [usize],
+) -> (bool, Option<TaskRef>) {
+    let n = shared.slots.len();
+    let mut watched = false;
+    let searching = shared.idle.sleep(
         index,
         searching,
         || {
@@ -382,10 +616,39 @@ fn park_worker(shared: &PoolShared, own: &LocalQueue, index: usize, searching: b
             // must not depend on that: look anyway.
             shared.stopping.load(Ordering::SeqCst)
                 || shared.has_visible_work(&own.deque)
-                || !own.lifo_is_empty()
+                || !shared.slots[index].is_empty()
         },
-        park,
-    )
+        || {
+            // Nothing to run. Watch while another worker is busy (not on the idle list),
+            // if no other idle worker does; otherwise sleep until woken.
+            let watch = n > 1
+                && shared.idle.len() < n
+                && shared
+                    .watching
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+            if watch {
+                for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
+                    *mark = slot.poll_mark.load(Ordering::Relaxed);
+                }
+                park_timeout(WATCH);
+                shared.watching.store(false, Ordering::Release);
+                watched = true;
+            } else {
+                park();
+            }
+        },
+    );
+    // Woken by a pusher (`searching`): there is work to look for first.
+    if !watched || searching {
+        return (searching, None);
+    }
+    let stolen = shared.slots.iter().enumerate().find_map(|(v, slot)| {
+        let stuck =
+            v != index && !slot.is_empty() && slot.poll_mark.load(Ordering::Relaxed) == marks[v];
+        if stuck { slot.steal() } else { None }
+    });
+    (searching, stolen)
 }
 
 /// The idle list and the parking protocol (module doc, "Parking"), apart from the queues
@@ -564,6 +827,8 @@ impl Executor {
             stealers,
             idle: IdleWorkers::new(n),
             workers: OnceLock::new(),
+            slots: (0..n).map(|_| LifoSlot::new()).collect(),
+            watching: AtomicBool::new(false),
             timers: Timers::new(),
             timer_wake,
             stopping: AtomicBool::new(false),
@@ -581,6 +846,11 @@ impl Executor {
         shared.timers.set_notify(Box::new(move || {
             if let Some(shared) = weak.upgrade() {
                 let _ = shared.timer_wake.try_send(());
+                // After a shutdown, the `block_on`s fire the timers: each recomputes the
+                // deadline it sleeps until.
+                if shared.stopping.load(Ordering::SeqCst) {
+                    shared.unpark_blocked();
+                }
             }
         }));
         let mut threads = Vec::with_capacity(n + 1);
@@ -665,6 +935,26 @@ impl Executor {
     /// `future` itself is not a task, but inside it `warden::spawn` and `TaskGroup::new`
     /// target this executor.
     ///
+    /// # After a shutdown
+    ///
+    /// `block_on` still works after [`shutdown`](Executor::shutdown), and through one called
+    /// from another thread or from a task while it runs: the root future keeps working
+    /// timers until it finishes. Its [`sleep`](crate::sleep)s, [`timeout`](crate::timeout)s
+    /// and group deadlines fire on time: with the timer thread gone, `block_on` fires the
+    /// due timers itself and parks until the next deadline or a wake. Tasks it spawns are
+    /// refused as always after a shutdown: they resolve at once to
+    /// [`CancelReason::Shutdown`].
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let ex = warden::Builder::new().worker_threads(2).build();
+    /// ex.shutdown();
+    /// let start = Instant::now();
+    /// ex.block_on(warden::sleep(Duration::from_millis(10)));
+    /// assert!(start.elapsed() >= Duration::from_millis(10));
+    /// ```
+    ///
     /// # Panics
     ///
     /// If called from inside a task or another `block_on` on this thread, and, under
@@ -696,7 +986,21 @@ impl Executor {
                     return output;
                 }
             }
-            if !root.woken.load(Ordering::Acquire) {
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                // Shut down: the timer thread is gone (or going), so this thread fires the
+                // timers, and sleeps until the next deadline. A timer registered meanwhile
+                // with an earlier deadline unparks it (the timers' notify).
+                let next = self.shared.timers.fire_due();
+                if root.woken.load(Ordering::Acquire) {
+                    continue;
+                }
+                match next {
+                    Some(deadline) => {
+                        park_timeout(deadline.saturating_duration_since(Instant::now()))
+                    }
+                    None => park(),
+                }
+            } else if !root.woken.load(Ordering::Acquire) {
                 park();
             }
         }
@@ -717,6 +1021,11 @@ impl Executor {
     /// [`CancelReason::Shutdown`] at once), cancels every live task with
     /// [`CancelReason::Shutdown`], drops every future (destructors run) and joins the
     /// workers, all before it returns. Calling it again does nothing.
+    ///
+    /// The timers stay: a [`block_on`](Executor::block_on) running on another thread goes
+    /// on, and so does one started later; its root future's timers keep firing until it
+    /// finishes (that `block_on` fires them, as the timer thread has stopped). The timer
+    /// queue is emptied when the executor is dropped.
     ///
     /// Called from one of this pool's own worker threads (inside a task), it starts the
     /// shutdown and returns at once; the join happens when the `Executor` is dropped (and
@@ -760,7 +1069,8 @@ fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
         }
         thread::yield_now();
     }
-    shared.timers.clear();
+    // The timers stay: a `block_on` running now, or started later, still fires them (see
+    // `Executor::block_on`). Dropping the executor empties them.
     if let Some(tracer) = &shared.owner.tracer {
         tracer.write();
     }
@@ -782,13 +1092,17 @@ impl Drop for Executor {
             let shared = self.shared.clone();
             let threads = self.take_threads();
             let reaper = spawn_thread("warden-shutdown".to_owned(), move || {
-                finish_shutdown(&shared, threads)
+                finish_shutdown(&shared, threads);
+                shared.timers.clear();
             });
             if let Err(err) = reaper {
                 crate::report::error!("could not start the shutdown thread: {err}");
             }
         } else {
             self.shutdown();
+            // No `block_on` can be running any more (it borrows the executor): nobody will
+            // fire the timers again.
+            self.shared.timers.clear();
         }
     }
 }
@@ -815,8 +1129,48 @@ impl fmt::Debug for Executor {
 
 #[cfg(all(test, loom))]
 mod loom_models {
-    use super::IdleWorkers;
+    use super::{IdleWorkers, LifoSlot};
     use crate::loom::{Arc, AtomicUsize, Ordering};
+
+    /// The owner puts two tasks into its slot (the second displaces the first, unless a
+    /// thief took it) and takes what is left, while `thieves` threads each try to steal:
+    /// every task comes out exactly once, and the cell is never touched by two threads at
+    /// once (loom checks each access to the `UnsafeCell`).
+    fn slot_tasks_come_out_once(thieves: usize) {
+        let slot = Arc::new(LifoSlot::<usize>::new());
+        let handles: Vec<_> = (0..thieves)
+            .map(|_| {
+                let slot = slot.clone();
+                loom::thread::spawn(move || slot.steal())
+            })
+            .collect();
+        let mut out = Vec::new();
+        // SAFETY: this thread is the slot's only owner.
+        unsafe {
+            out.extend(slot.put(1));
+            out.extend(slot.put(2));
+            out.extend(slot.take());
+        }
+        for handle in handles {
+            out.extend(handle.join().unwrap());
+        }
+        out.sort_unstable();
+        assert_eq!(out, [1, 2]);
+        assert!(slot.is_empty());
+    }
+
+    /// An idle worker steals from a slot while its owner fills, refills and empties it.
+    #[test]
+    fn loom_lifo_slot_owner_vs_thief() {
+        loom::model(|| slot_tasks_come_out_once(1));
+    }
+
+    /// Two thieves at once (the watch is meant for one idle worker at a time, but the slot
+    /// must not depend on that).
+    #[test]
+    fn loom_lifo_slot_owner_vs_two_thieves() {
+        loom::model(|| slot_tasks_come_out_once(2));
+    }
 
     /// `pushes` pushes from this thread, each followed by the pusher's half of the
     /// protocol, and one worker that must run them all. The queue is modelled as a count

@@ -113,10 +113,24 @@ impl Timers {
         self.lock().len()
     }
 
-    /// Drops every timer (at shutdown), outside the lock.
+    /// Empties the queue when its executor is dropped, after which nothing fires it: the
+    /// timers already due are woken (they are owed that wake), the others dropped. Wakers
+    /// are called and dropped outside the lock.
+    ///
+    /// Not at shutdown: a `block_on` may still be waiting on a timer then, and it fires the
+    /// timers itself from then on.
     pub(crate) fn clear(&self) {
+        let now = Instant::now();
         let entries = std::mem::take(&mut *self.lock());
-        drop(entries);
+        let mut rest = Vec::new();
+        for ((deadline, _), waker) in entries {
+            if deadline <= now {
+                crate::failure::wake_guarded(waker);
+            } else {
+                rest.push(waker);
+            }
+        }
+        drop(rest);
     }
 }
 
