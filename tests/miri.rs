@@ -163,6 +163,38 @@ fn pool_wakes_across_threads() {
     assert_eq!(counter.load(Ordering::SeqCst), 8);
 }
 
+/// A task left in the LIFO slot of a worker stuck in one poll is taken by the idle worker
+/// (the slot's owner/thief hand-off, through its `UnsafeCell`).
+#[test]
+fn a_stuck_workers_slot_task_is_taken_by_the_idle_worker() {
+    let ex = Builder::new()
+        .worker_threads(2)
+        .backtraces(Backtraces::Off)
+        .build();
+    let child_ran = Arc::new(AtomicUsize::new(0));
+    let parent = ex.spawn({
+        let child_ran = child_ran.clone();
+        async move {
+            let child = warden::spawn({
+                let child_ran = child_ran.clone();
+                async move {
+                    child_ran.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            // Stuck in this poll until the child ran elsewhere (or a generous bound).
+            for _ in 0..2_000 {
+                if child_ran.load(Ordering::SeqCst) == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            child.await.unwrap();
+        }
+    });
+    ex.block_on(parent).unwrap();
+    assert_eq!(child_ran.load(Ordering::SeqCst), 1);
+}
+
 /// The cancel slot boxes reasons that carry data, and frees the box with the task; a
 /// second reason loses and its box is freed at once.
 #[test]

@@ -175,7 +175,7 @@ impl TaskError {
         }
     }
 
-    /// The backtrace captured at the panic, if [`Backtraces`] allowed one.
+    /// The backtrace captured at the panic, if [`Backtraces`](crate::Backtraces) allowed one.
     pub fn backtrace(&self) -> Option<&Backtrace> {
         match &self.inner.repr {
             Repr::Panic {

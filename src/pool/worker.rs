@@ -1,0 +1,271 @@
+//! One worker thread: find a task, run it, park when there is none; and the wake path
+//! that puts a task where a worker finds it.
+
+use crate::loom::{Arc, Ordering, park, park_timeout};
+use std::cell::RefCell;
+
+use crossbeam_deque::{Steal, Worker};
+
+use super::lifo_slot::LifoSlot;
+use super::{INJECTOR_INTERVAL, MAX_LIFO_STREAK, PoolShared, WATCH};
+use crate::context;
+use crate::handle::{Flavor, Handle};
+use crate::task::{Schedule, TaskOwner, TaskRef};
+
+crate::loom::thread_local! {
+    /// On a worker thread: which pool it belongs to (by address) and its own deque.
+    static LOCAL: RefCell<Option<LocalQueue>> = RefCell::new(None);
+}
+
+struct LocalQueue {
+    pool: *const PoolShared,
+    /// This worker's index: its slot is `slots[index]`, which only this thread fills or
+    /// empties (`LifoSlot`'s owner).
+    index: usize,
+    deque: Worker<TaskRef>,
+}
+
+impl Schedule for PoolShared {
+    fn schedule(&self, task: TaskRef) {
+        // `try_with`: a waker may fire from a thread-local destructor, after this
+        // thread's `LOCAL` is gone; such a wake goes to the injector.
+        let mut task = Some(task);
+        let mut filled_empty_slot = false;
+        let _ = LOCAL.try_with(|local| {
+            if let Some(q) = &*local.borrow() {
+                if std::ptr::eq(q.pool, self) {
+                    let task = task.take().expect("the task is still here");
+                    // SAFETY: this thread is worker `q.index` of this pool (its `LOCAL`
+                    // says so), the owner of that slot.
+                    match unsafe { self.slots[q.index].put(task) } {
+                        Some(displaced) => q.deque.push(displaced),
+                        None => filled_empty_slot = true,
+                    }
+                }
+            }
+        });
+        if let Some(task) = task {
+            self.injector.push(task);
+        }
+        if !filled_empty_slot {
+            self.notify_one();
+        }
+    }
+
+    fn owner(&self) -> &TaskOwner {
+        &self.owner
+    }
+}
+
+impl PoolShared {
+    /// `true` on one of this pool's worker threads.
+    pub(super) fn is_worker_thread(&self) -> bool {
+        LOCAL
+            .try_with(|local| {
+                local
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|q| std::ptr::eq(q.pool, self))
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// One worker thread's loop.
+pub(super) fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<TaskRef>) {
+    LOCAL.with(|local| {
+        *local.borrow_mut() = Some(LocalQueue {
+            pool: Arc::as_ptr(&shared),
+            index,
+            deque,
+        })
+    });
+    let handle = Handle {
+        flavor: Flavor::Pool(shared.clone()),
+    };
+    let entered = context::enter(handle, "a worker thread");
+    // The loop borrows the worker's own queues once, for its whole life, instead of looking
+    // them up in the thread-local on every turn. (Wakes during a poll still go through
+    // `LOCAL` in `schedule`; a shared borrow next to ours is fine.)
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let own = local.as_ref().expect("worker thread without its queues");
+        work(&shared, index, own);
+    });
+    // Hand anything left in our deque to the injector for the thread that joins us.
+    let local = LOCAL.with(|local| local.borrow_mut().take());
+    if let Some(local) = local {
+        // SAFETY: this is worker `index`, the slot's owner.
+        if let Some(task) = unsafe { shared.slots[index].take() } {
+            shared.injector.push(task);
+        }
+        while let Some(task) = local.deque.pop() {
+            shared.injector.push(task);
+        }
+    }
+    drop(entered);
+}
+
+/// The worker's loop: find a task, run it, park when there is none, until the pool stops.
+fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
+    let slot = &shared.slots[index];
+    let mut pops: u32 = 0;
+    let mut victim = index;
+    let mut lifo_streak: u32 = 0;
+    let mut searching = false;
+    // The other workers' poll marks, as this worker saw them when it began a watch.
+    let mut marks = vec![0; shared.slots.len()];
+    let run = |task: TaskRef, pops: u32| {
+        // A relaxed store to a line that only this worker writes: what a watcher reads.
+        slot.poll_mark.store(pops as usize, Ordering::Relaxed);
+        if let Some(again) = task.run() {
+            // Woken during its own poll: to the back of our deque, never the LIFO slot. No
+            // idle worker is woken: the number of runnable tasks did not grow, and this
+            // worker looks at its deque next.
+            own.deque.push(again);
+        }
+    };
+    loop {
+        pops = pops.wrapping_add(1);
+        if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
+            if searching {
+                searching = false;
+                if shared.idle.end_search() {
+                    shared.notify_one();
+                }
+            }
+            run(task, pops);
+            continue;
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            if searching {
+                shared.idle.end_search();
+            }
+            return;
+        }
+        let stolen;
+        (searching, stolen) = park_worker(shared, own, index, searching, &mut marks);
+        if let Some(task) = stolen {
+            // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
+            // another idle worker, if any, takes over (as when a searcher finds work).
+            shared.notify_one();
+            pops = pops.wrapping_add(1);
+            run(task, pops);
+        }
+    }
+}
+
+/// LIFO slot (`slot`, this worker's own), own deque, injector, then stealing; the injector
+/// first every `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times
+/// in a row. (Other workers' slots are left to the watch: see `park_worker`.)
+fn find_task(
+    shared: &PoolShared,
+    local: &LocalQueue,
+    slot: &LifoSlot<TaskRef>,
+    pops: u32,
+    victim: &mut usize,
+    lifo_streak: &mut u32,
+) -> Option<TaskRef> {
+    let own = &local.deque;
+    if pops % INJECTOR_INTERVAL == 0 {
+        if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+            *lifo_streak = 0;
+            return Some(task);
+        }
+    }
+    // SAFETY: `slot` is this worker's own slot (`work` passes `slots[index]`), and this is
+    // that worker's thread.
+    if let Some(task) = unsafe { slot.take() } {
+        if *lifo_streak < MAX_LIFO_STREAK {
+            *lifo_streak += 1;
+            return Some(task);
+        }
+        // Streak over: the slot's task waits its turn at the back of the deque. It is
+        // stealable there, so an idle worker may take it.
+        own.push(task);
+        shared.notify_one();
+    }
+    *lifo_streak = 0;
+    if let Some(task) = own.pop() {
+        return Some(task);
+    }
+    if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
+        return Some(task);
+    }
+    let n = shared.stealers.len();
+    for i in 0..n {
+        let v = (*victim + i) % n;
+        if let Some(task) = steal_retrying(|| shared.stealers[v].steal_batch_and_pop(own)) {
+            *victim = v;
+            return Some(task);
+        }
+    }
+    *victim = (*victim + 1) % n.max(1);
+    None
+}
+
+pub(super) fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
+    loop {
+        match steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// Parks the worker unless there is work (the worker's half of the protocol). Returns
+/// whether the worker is searching now (see `IdleWorkers::sleep`), and a task it took
+/// from another worker's slot, if its park was a watch (module doc, "The LIFO slot") that
+/// found that worker in the same poll as when the watch began.
+fn park_worker(
+    shared: &PoolShared,
+    own: &LocalQueue,
+    index: usize,
+    searching: bool,
+    marks: &mut [usize],
+) -> (bool, Option<TaskRef>) {
+    let n = shared.slots.len();
+    let mut watched = false;
+    let searching = shared.idle.sleep(
+        index,
+        searching,
+        || {
+            // The slot is empty here (`find_task` just took what it held), but parking
+            // must not depend on that: look anyway.
+            shared.stopping.load(Ordering::SeqCst)
+                || shared.has_visible_work(&own.deque)
+                || !shared.slots[index].is_empty()
+        },
+        || {
+            // Nothing to run. Watch while another worker is busy (not on the idle list),
+            // if no other idle worker does; otherwise sleep until woken.
+            let watch = n > 1
+                && shared.idle.len() < n
+                && shared
+                    .watching
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+            if watch {
+                for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
+                    *mark = slot.poll_mark.load(Ordering::Relaxed);
+                }
+                park_timeout(WATCH);
+                shared.watching.store(false, Ordering::Release);
+                watched = true;
+            } else {
+                park();
+            }
+        },
+    );
+    // Woken by a pusher (`searching`): there is work to look for first.
+    if !watched || searching {
+        return (searching, None);
+    }
+    let stolen = shared.slots.iter().enumerate().find_map(|(v, slot)| {
+        let stuck =
+            v != index && !slot.is_empty() && slot.poll_mark.load(Ordering::Relaxed) == marks[v];
+        if stuck { slot.steal() } else { None }
+    });
+    (searching, stolen)
+}
