@@ -3,7 +3,7 @@
 //! `docs/performance.md` quotes its figures and says how to read them.
 //!
 //! ```text
-//! cargo build --release --example hot_paths
+//! cargo build --release -p warden-bench --example hot_paths
 //! target/release/examples/hot_paths yield            # LocalExecutor
 //! target/release/examples/hot_paths yield --pool     # Executor, 2 workers
 //! target/release/examples/hot_paths yield --pool 4   # Executor, 4 workers
@@ -20,6 +20,10 @@
 //! `panic` (10 000 tasks, every 10th panics, all awaited; backtraces off).
 //! `tokio-spawn`, `tokio-chain` and `futures-chain` run the same shapes on tokio's
 //! `current_thread` runtime and on futures' `LocalPool`, to compare instruction counts.
+//!
+//! This example is in the `bench/` workspace member because of those peers: warden's own
+//! examples and tests do not build tokio. The binary still lands in the workspace's
+//! `target/release/examples/`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,7 +1,7 @@
 //! Bytes per pending task: warden against its peers.
 //!
 //! ```text
-//! cargo run --release --example memory [-- OUT.json]
+//! cargo run --release -p warden-bench --example memory [-- OUT.json]
 //! ```
 //!
 //! For each runtime, this program starts itself again as a child process (a fresh heap and
@@ -17,7 +17,10 @@
 //! over from the spawn burst.
 //!
 //! The results also go, as JSON, to `OUT.json`, or else to `$CARGO_TARGET_DIR/memory.json`
-//! or `target/memory.json`, where `benches/report.py` picks them up.
+//! or the workspace's `target/memory.json`, where `bench/report.py` picks them up.
+//!
+//! This example is in the `bench/` workspace member, with the peers it measures, so that
+//! warden's own examples and tests do not build them.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
@@ -346,7 +349,8 @@ fn warden_source() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let commit = git(&["rev-parse", "--short", "HEAD"])?;
-    let changes = git(&["status", "--porcelain", "--", "src", "Cargo.toml"])?;
+    // From the repository's top (`:/`), whatever the working directory.
+    let changes = git(&["status", "--porcelain", "--", ":/src", ":/Cargo.toml"])?;
     Some(if changes.is_empty() {
         commit
     } else {
@@ -354,10 +358,16 @@ fn warden_source() -> Option<String> {
     })
 }
 
+/// `$CARGO_TARGET_DIR/memory.json`, else `memory.json` in the workspace's `target/` (found
+/// from where this package sits, `bench/` in the workspace root, so it does not depend on
+/// the directory `cargo run` was started from). `bench/report.py` looks in the same places.
 fn default_output() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("memory.json"),
-        None => PathBuf::from("target/memory.json"),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/memory.json"
+        )),
     }
 }
 
@@ -369,8 +379,8 @@ fn main() {
     }
     if let Some(flag) = args.first().filter(|a| a.starts_with('-')) {
         let help = flag == "--help" || flag == "-h";
-        eprintln!("usage: cargo run --release --example memory [OUTPUT.json]");
-        eprintln!("(the default output is target/memory.json, which benches/report.py reads)");
+        eprintln!("usage: cargo run --release -p warden-bench --example memory [OUTPUT.json]");
+        eprintln!("(the default output is target/memory.json, which bench/report.py reads)");
         if !help {
             eprintln!("unknown option {flag}");
         }
@@ -426,5 +436,6 @@ fn main() {
     }
     std::fs::write(&output, json).expect("write the JSON output");
     println!();
-    println!("written to {}", output.display());
+    let shown = std::fs::canonicalize(&output).unwrap_or(output);
+    println!("written to {}", shown.display());
 }

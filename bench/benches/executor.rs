@@ -9,7 +9,9 @@
 //!
 //! Criterion groups are named `{workload}/{mode}`; the function id is the runtime. Each
 //! runtime is built once per benchmark, before criterion starts timing, and dropped after.
-//! `benches/report.py` turns the results into `docs/benchmarks.md`.
+//! `cargo bench -p warden-bench` runs it (this file is in the `bench/` workspace member,
+//! the only one that depends on the peers); `bench/report.py` turns the results into
+//! `docs/benchmarks.md`.
 //!
 //! The workloads follow tokio's `benches/rt_multi_threaded.rs` and async-executor's
 //! `benches/executor.rs`:
@@ -1078,21 +1080,25 @@ fn group_overhead(c: &mut Criterion) {
     g.finish();
 }
 
-/// Where criterion writes (its own rule): `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion` (cargo runs benches in the
-/// package root).
+/// Where criterion writes: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else
+/// the workspace's `target/criterion`. Criterion asks `cargo metadata` for that last one;
+/// this takes it from where this package sits (`bench/` in the workspace root), which is
+/// the same unless a cargo config file moves the target directory. Not a path relative to
+/// the working directory: cargo runs benches in the package root, `bench/`, not in the
+/// workspace root.
 fn criterion_dir() -> std::path::PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return home.into();
     }
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => std::path::Path::new(&dir).join("criterion"),
-        None => "target/criterion".into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion"),
     }
 }
 
-/// Which warden was measured: the commit, and whether `src/` or `Cargo.toml` had
-/// uncommitted changes when the run started. `None` outside a git checkout.
+/// Which warden was measured: the commit, and whether warden's `src/` or `Cargo.toml` had
+/// uncommitted changes when the run started. `None` outside a git checkout. The paths are
+/// from the repository's top (`:/`), since the bench runs in `bench/`.
 fn warden_source() -> Option<String> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -1103,7 +1109,7 @@ fn warden_source() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let commit = git(&["rev-parse", "--short", "HEAD"])?;
-    let changes = git(&["status", "--porcelain", "--", "src", "Cargo.toml"])?;
+    let changes = git(&["status", "--porcelain", "--", ":/src", ":/Cargo.toml"])?;
     Some(if changes.is_empty() {
         commit
     } else {
