@@ -9,8 +9,8 @@
 //!
 //! Criterion groups are named `{workload}/{mode}`; the function id is the runtime. Each
 //! runtime is built once per benchmark, before criterion starts timing, and dropped after.
-//! `cargo bench -p warden-bench` runs it (this file is in the `bench/` workspace member,
-//! the only one that depends on the peers); `bench/report.py` turns the results into
+//! `cargo bench -p warden-bench` runs it (this file is in the `benches/` workspace member,
+//! the only one that depends on the peers); `benches/report.py` turns the results into
 //! `docs/benchmarks.md`.
 //!
 //! The workloads follow tokio's `benches/rt_multi_threaded.rs` and async-executor's
@@ -1082,9 +1082,9 @@ fn group_overhead(c: &mut Criterion) {
 
 /// Where criterion writes: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else
 /// the workspace's `target/criterion`. Criterion asks `cargo metadata` for that last one;
-/// this takes it from where this package sits (`bench/` in the workspace root), which is
+/// this takes it from where this package sits (`benches/` in the workspace root), which is
 /// the same unless a cargo config file moves the target directory. Not a path relative to
-/// the working directory: cargo runs benches in the package root, `bench/`, not in the
+/// the working directory: cargo runs benches in the package root, `benches/`, not in the
 /// workspace root.
 fn criterion_dir() -> std::path::PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
@@ -1098,7 +1098,7 @@ fn criterion_dir() -> std::path::PathBuf {
 
 /// Which warden was measured: the commit, and whether warden's `src/` or `Cargo.toml` had
 /// uncommitted changes when the run started. `None` outside a git checkout. The paths are
-/// from the repository's top (`:/`), since the bench runs in `bench/`.
+/// from the repository's top (`:/`), since the bench runs in `benches/`.
 fn warden_source() -> Option<String> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")

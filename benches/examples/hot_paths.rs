@@ -21,7 +21,7 @@
 //! `tokio-spawn`, `tokio-chain` and `futures-chain` run the same shapes on tokio's
 //! `current_thread` runtime and on futures' `LocalPool`, to compare instruction counts.
 //!
-//! This example is in the `bench/` workspace member because of those peers: warden's own
+//! This example is in the `benches/` workspace member because of those peers: warden's own
 //! examples and tests do not build tokio. The binary still lands in the workspace's
 //! `target/release/examples/`.
 

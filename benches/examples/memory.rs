@@ -17,9 +17,9 @@
 //! over from the spawn burst.
 //!
 //! The results also go, as JSON, to `OUT.json`, or else to `$CARGO_TARGET_DIR/memory.json`
-//! or the workspace's `target/memory.json`, where `bench/report.py` picks them up.
+//! or the workspace's `target/memory.json`, where `benches/report.py` picks them up.
 //!
-//! This example is in the `bench/` workspace member, with the peers it measures, so that
+//! This example is in the `benches/` workspace member, with the peers it measures, so that
 //! warden's own examples and tests do not build them.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -359,8 +359,8 @@ fn warden_source() -> Option<String> {
 }
 
 /// `$CARGO_TARGET_DIR/memory.json`, else `memory.json` in the workspace's `target/` (found
-/// from where this package sits, `bench/` in the workspace root, so it does not depend on
-/// the directory `cargo run` was started from). `bench/report.py` looks in the same places.
+/// from where this package sits, `benches/` in the workspace root, so it does not depend on
+/// the directory `cargo run` was started from). `benches/report.py` looks in the same places.
 fn default_output() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => PathBuf::from(dir).join("memory.json"),
@@ -380,7 +380,7 @@ fn main() {
     if let Some(flag) = args.first().filter(|a| a.starts_with('-')) {
         let help = flag == "--help" || flag == "-h";
         eprintln!("usage: cargo run --release -p warden-bench --example memory [OUTPUT.json]");
-        eprintln!("(the default output is target/memory.json, which bench/report.py reads)");
+        eprintln!("(the default output is target/memory.json, which benches/report.py reads)");
         if !help {
             eprintln!("unknown option {flag}");
         }
