@@ -179,6 +179,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 #![doc(test(attr(deny(warnings))))]
 
+mod block_on;
 mod builder;
 mod context;
 mod failure;

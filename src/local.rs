@@ -48,19 +48,18 @@
 //! once: no wake-up is lost (the argument is in `LocalShared::sleep`).
 
 use crate::loom::{
-    Arc, AtomicBool, Mutex, OnceLock, Ordering, Thread, UnsafeCell, Weak, current, park,
-    park_timeout,
+    Arc, AtomicBool, Mutex, Ordering, Thread, UnsafeCell, Weak, current, park, park_timeout,
 };
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
-use futures_task::{ArcWake, LocalFutureObj, LocalSpawn, SpawnError, waker_ref};
+use futures_task::{LocalFutureObj, LocalSpawn, SpawnError};
 
+use crate::block_on::{self, ShutdownRequest};
 use crate::builder::Builder;
 use crate::context;
 use crate::failure::{CancelReason, TaskError};
@@ -117,8 +116,7 @@ pub(crate) struct LocalShared {
     sleeping: AtomicBool,
     pub(crate) timers: Timers,
     /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
-    shutdown_cause: OnceLock<TaskError>,
-    shutdown_requested: AtomicBool,
+    shutdown: ShutdownRequest,
 }
 
 // SAFETY: every field but `ready` is `Send + Sync` on its own. `ready` is only touched on
@@ -249,9 +247,10 @@ impl LocalShared {
         context::thread_token() == self.owner_token
     }
 
+    /// `UnhandledPolicy::Shutdown`: the failure may be let go of on any thread, so the
+    /// shutdown itself happens on the owner thread, at the next turn of its loop.
     fn request_shutdown(&self, cause: &TaskError) {
-        let _ = self.shutdown_cause.set(cause.clone());
-        self.shutdown_requested.store(true, Ordering::Release);
+        self.shutdown.record(cause);
         self.thread.unpark();
     }
 }
@@ -337,16 +336,26 @@ impl Drop for SlotSetting<'_> {
     }
 }
 
-/// The waker of `block_on`'s root future: a flag plus an unpark.
-struct RootWaker {
-    woken: AtomicBool,
-    thread: Thread,
-}
+/// `block_on`'s loop (module `block_on`) with this executor's policy: the ready tasks run
+/// on this thread, between polls of the root future.
+impl block_on::Driver for LocalExecutor {
+    fn run_ready(&self) -> usize {
+        self.run_batch(BATCH)
+    }
 
-impl ArcWake for RootWaker {
-    fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.woken.store(true, Ordering::Release);
-        arc_self.thread.unpark();
+    fn shutdown_cause(&self) -> Option<TaskError> {
+        self.shared.shutdown.cause().cloned()
+    }
+
+    fn shut_down_for_request(&self) {
+        self.shutdown();
+    }
+
+    /// Fires due timers, then parks until a wake or the next timer deadline.
+    fn park(&self, _root: &block_on::RootWaker) {
+        let next_timer = self.shared.timers.fire_due();
+        self.shared.sleep(next_timer);
+        self.shared.timers.fire_due();
     }
 }
 
@@ -372,8 +381,7 @@ impl LocalExecutor {
             owner_token,
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
-            shutdown_cause: OnceLock::new(),
-            shutdown_requested: AtomicBool::new(false),
+            shutdown: ShutdownRequest::new(),
         });
         let owner_thread = shared.thread.clone();
         shared
@@ -492,42 +500,9 @@ impl LocalExecutor {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _entered = context::enter(self.handle(), "block_on");
-        let root = Arc::new(RootWaker {
-            woken: AtomicBool::new(true),
-            thread: current(),
-        });
-        let waker = waker_ref(&root);
-        let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
-        loop {
-            if root.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                    return output;
-                }
-            }
-            let ran = self.run_batch(BATCH);
-            if self.shared.shutdown_requested.load(Ordering::Acquire) {
-                self.shutdown();
-                match self.shared.shutdown_cause.get() {
-                    Some(cause) => panic!(
-                        "warden: the executor shut down because of an unobserved failure \
-                         (UnhandledPolicy::Shutdown): {cause}"
-                    ),
-                    None => panic!("warden: the executor shut down during block_on"),
-                }
-            }
-            if ran == 0 && !root.woken.load(Ordering::Acquire) {
-                self.park();
-            }
-        }
+        block_on::drive(self, future)
     }
 
-    /// Fires due timers, then parks until a wake or the next timer deadline.
-    fn park(&self) {
-        let next_timer = self.shared.timers.fire_due();
-        self.shared.sleep(next_timer);
-        self.shared.timers.fire_due();
-    }
 
     /// Runs up to `limit` ready tasks; returns how many ran.
     fn run_batch(&self, limit: usize) -> usize {
@@ -614,7 +589,7 @@ impl LocalExecutor {
     }
 
     fn shutdown_if_requested(&self) {
-        if self.shared.shutdown_requested.load(Ordering::Acquire) {
+        if self.shared.shutdown.cause().is_some() {
             self.shutdown();
         }
     }
@@ -670,22 +645,14 @@ impl LocalExecutor {
         // just before `close` and not pushed it yet. Such a task is live but not queued, so
         // the drain waits (parked; the push unparks this thread) until no task is live.
         let _current = context::set_current(self.handle());
-        loop {
-            while let Some(task) = self.shared.pop() {
-                if let Some(again) = task.run() {
-                    self.shared.schedule(again);
-                }
-            }
-            if self.shared.owner.live() == 0 {
-                break;
-            }
-            self.shared.sleep(None);
-        }
         // The timers stay: a `block_on` (this very one, if the root called `shutdown`) still
         // fires them. `Drop` empties them.
-        if let Some(tracer) = &self.shared.owner.tracer {
-            tracer.write();
-        }
+        block_on::drain(
+            &self.shared.owner,
+            || self.shared.pop(),
+            |again| self.shared.schedule(again),
+            || self.shared.sleep(None),
+        );
     }
 }
 

@@ -37,20 +37,18 @@ use shutdown::BlockedGuard;
 use worker::run_worker;
 
 use crate::loom::{
-    Arc, AtomicBool, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread, Weak, current,
-    park, park_timeout, spawn_thread,
+    Arc, AtomicBool, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread, Weak, park,
+    park_timeout, spawn_thread,
 };
 use std::fmt;
 use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_deque::{Injector, Stealer, Worker};
-use futures_task::{ArcWake, waker_ref};
 
+use crate::block_on::{self, ShutdownRequest};
 use crate::builder::Builder;
 use crate::context;
 use crate::failure::TaskError;
@@ -110,8 +108,7 @@ pub(crate) struct PoolShared {
     timer_wake: Sender<()>,
     /// Workers and the timer thread exit once this is set and they run out of work.
     stopping: AtomicBool,
-    shutdown_cause: OnceLock<TaskError>,
-    shutdown_requested: AtomicBool,
+    shutdown: ShutdownRequest,
     /// Threads parked in `block_on`, unparked by a shutdown so they can notice it.
     blocked: Mutex<Vec<Thread>>,
     /// Each worker's LIFO slot, by worker index.
@@ -164,16 +161,29 @@ fn run_timers(shared: Weak<PoolShared>, wake: Receiver<()>) {
     }
 }
 
-/// The waker of `block_on`'s root future.
-struct RootWaker {
-    woken: AtomicBool,
-    thread: Thread,
-}
+/// `block_on`'s loop (module `block_on`) with the pool's policy: the workers run the tasks,
+/// and `block_on`'s thread only sleeps between polls of the root future.
+impl block_on::Driver for Executor {
+    fn shutdown_cause(&self) -> Option<TaskError> {
+        self.shared.shutdown.cause().cloned()
+    }
 
-impl ArcWake for RootWaker {
-    fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.woken.store(true, Ordering::Release);
-        arc_self.thread.unpark();
+    fn park(&self, root: &block_on::RootWaker) {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            // Shut down: the timer thread is gone (or going), so this thread fires the
+            // timers, and sleeps until the next deadline. A timer registered meanwhile
+            // with an earlier deadline unparks it (the timers' notify).
+            let next = self.shared.timers.fire_due();
+            if root.is_woken() {
+                return;
+            }
+            match next {
+                Some(deadline) => park_timeout(deadline.saturating_duration_since(Instant::now())),
+                None => park(),
+            }
+        } else {
+            park();
+        }
     }
 }
 
@@ -210,8 +220,7 @@ impl Executor {
             timers: Timers::new(),
             timer_wake,
             stopping: AtomicBool::new(false),
-            shutdown_cause: OnceLock::new(),
-            shutdown_requested: AtomicBool::new(false),
+            shutdown: ShutdownRequest::new(),
             blocked: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&shared);
@@ -341,47 +350,8 @@ impl Executor {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _entered = context::enter(self.handle(), "block_on");
-        let root = Arc::new(RootWaker {
-            woken: AtomicBool::new(true),
-            thread: current(),
-        });
-        let waker = waker_ref(&root);
-        let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
         let _blocked = BlockedGuard::register(&self.shared);
-        loop {
-            if self.shared.shutdown_requested.load(Ordering::SeqCst) {
-                match self.shared.shutdown_cause.get() {
-                    Some(cause) => panic!(
-                        "warden: the executor shut down because of an unobserved failure \
-                         (UnhandledPolicy::Shutdown): {cause}"
-                    ),
-                    None => panic!("warden: the executor shut down during block_on"),
-                }
-            }
-            if root.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                    return output;
-                }
-            }
-            if self.shared.stopping.load(Ordering::SeqCst) {
-                // Shut down: the timer thread is gone (or going), so this thread fires the
-                // timers, and sleeps until the next deadline. A timer registered meanwhile
-                // with an earlier deadline unparks it (the timers' notify).
-                let next = self.shared.timers.fire_due();
-                if root.woken.load(Ordering::Acquire) {
-                    continue;
-                }
-                match next {
-                    Some(deadline) => {
-                        park_timeout(deadline.saturating_duration_since(Instant::now()))
-                    }
-                    None => park(),
-                }
-            } else if !root.woken.load(Ordering::Acquire) {
-                park();
-            }
-        }
+        block_on::drive(self, future)
     }
 
     /// A snapshot of this executor's task counters.

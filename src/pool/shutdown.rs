@@ -17,6 +17,7 @@ use std::thread;
 
 use super::worker::steal_retrying;
 use super::{Executor, PoolShared};
+use crate::block_on;
 use crate::context;
 use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
@@ -40,8 +41,7 @@ impl PoolShared {
     }
 
     pub(super) fn request_shutdown(&self, cause: &TaskError) {
-        let _ = self.shutdown_cause.set(cause.clone());
-        self.shutdown_requested.store(true, Ordering::SeqCst);
+        self.shutdown.record(cause);
         // This unparks every `block_on`, which then sees the flag and panics.
         self.begin_shutdown();
     }
@@ -126,28 +126,17 @@ fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
         // was already reported by the panic hook.
         let _ = t.join();
     }
-    // A `Handle::spawn` on another thread may have registered its task just before the
-    // registry closed and not pushed it yet: wait for that push (a few instructions away)
-    // until no task is live.
     let _current = context::set_current(Handle {
         flavor: Flavor::Pool(shared.clone()),
     });
-    loop {
-        while let Some(task) = steal_retrying(|| shared.injector.steal()) {
-            if let Some(again) = task.run() {
-                shared.injector.push(again);
-            }
-        }
-        if shared.owner.live() == 0 {
-            break;
-        }
-        thread::yield_now();
-    }
     // The timers stay: a `block_on` running now, or started later, still fires them (see
     // `Executor::block_on`). Dropping the executor empties them.
-    if let Some(tracer) = &shared.owner.tracer {
-        tracer.write();
-    }
+    block_on::drain(
+        &shared.owner,
+        || steal_retrying(|| shared.injector.steal()),
+        |again| shared.injector.push(again),
+        thread::yield_now,
+    );
 }
 
 impl Drop for Executor {
