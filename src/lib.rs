@@ -192,6 +192,7 @@ mod metrics;
 mod outcome;
 mod pool;
 mod report;
+mod run_next;
 mod task;
 mod time;
 mod trace;

@@ -66,6 +66,7 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
+use crate::run_next::Streak;
 use crate::task::{self, JoinHandle, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
 use crate::time::Timers;
 
@@ -255,9 +256,6 @@ impl LocalShared {
     }
 }
 
-/// How many tasks in a row may be taken from [`Ready::next`] before the queue gets a turn.
-const MAX_NEXT_STREAK: u8 = 3;
-
 /// The owner thread's ready tasks: a FIFO queue, and a slot for the task to run next.
 ///
 /// The slot holds the first task that a running task spawns or wakes (later ones, while
@@ -265,13 +263,13 @@ const MAX_NEXT_STREAK: u8 = 3;
 /// or a task and the helper it has just spawned, then run one after the other while
 /// their data is still in cache, and the blocks they free are reused at once; through a
 /// FIFO queue alone, every other ready task would run in between. Two rules keep it fair:
-/// at most [`MAX_NEXT_STREAK`] tasks in a row come from the slot, and a task that wakes
+/// at most `run_next::MAX_STREAK` tasks in a row come from the slot, and a task that wakes
 /// itself (a yield) goes to the back of the queue, never into the slot.
 struct Ready {
     queue: VecDeque<TaskRef>,
     next: Option<TaskRef>,
     /// Tasks taken from `next` in a row.
-    streak: u8,
+    streak: Streak,
     /// `true` while `run_batch` runs tasks: pushes then may fill the slot. Pushes from
     /// the root future of `block_on`, from outside the executor, and join wakes (see
     /// [`Schedule::wake_join_waiter`]) go to the queue.
@@ -283,7 +281,7 @@ impl Ready {
         Ready {
             queue: VecDeque::new(),
             next: None,
-            streak: 0,
+            streak: Streak::default(),
             slot_open: false,
         }
     }
@@ -304,13 +302,12 @@ impl Ready {
     #[inline]
     fn pop(&mut self) -> Option<TaskRef> {
         if let Some(task) = self.next.take() {
-            if self.streak < MAX_NEXT_STREAK {
-                self.streak += 1;
+            if self.streak.allow_next() {
                 return Some(task);
             }
             self.queue.push_back(task);
         }
-        self.streak = 0;
+        self.streak.reset();
         self.queue.pop_front()
     }
 

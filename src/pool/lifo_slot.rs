@@ -8,7 +8,7 @@
 //! then run one after the other on one worker, with their data still in its cache and no
 //! other worker woken. A task already in the slot moves to the back of the deque, where it
 //! can be stolen. Two rules keep the slot from starving anyone: a worker runs at most
-//! [`MAX_LIFO_STREAK`] slot tasks in a row before it takes one from its deque (the slot's
+//! `run_next::MAX_STREAK` slot tasks in a row before it takes one from its deque (the slot's
 //! task goes to the back of the deque), and a task re-queued after its own poll (it woke
 //! itself, like `yield_now`) never goes into the slot.
 //!

@@ -61,8 +61,6 @@ use crate::time::Timers;
 /// A worker looks at the injector before its own deque once every this many pops.
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 
-/// A worker runs at most this many tasks from its LIFO slot in a row.
-pub(crate) const MAX_LIFO_STREAK: u32 = 3;
 
 /// How long an idle worker watches the busy ones before it takes a task from the slot of a
 /// worker still in the same poll (module doc, "The LIFO slot"). Also the period of the

@@ -7,7 +7,8 @@ use std::cell::RefCell;
 use crossbeam_deque::{Steal, Worker};
 
 use super::lifo_slot::LifoSlot;
-use super::{INJECTOR_INTERVAL, MAX_LIFO_STREAK, PoolShared, WATCH};
+use super::{INJECTOR_INTERVAL, PoolShared, WATCH};
+use crate::run_next::Streak;
 use crate::context;
 use crate::handle::{Flavor, Handle};
 use crate::task::{Schedule, TaskOwner, TaskRef};
@@ -111,7 +112,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let slot = &shared.slots[index];
     let mut pops: u32 = 0;
     let mut victim = index;
-    let mut lifo_streak: u32 = 0;
+    let mut lifo_streak = Streak::default();
     let mut searching = false;
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
@@ -156,7 +157,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
 }
 
 /// LIFO slot (`slot`, this worker's own), own deque, injector, then stealing; the injector
-/// first every `INJECTOR_INTERVAL` pops, and the LIFO slot at most `MAX_LIFO_STREAK` times
+/// first every `INJECTOR_INTERVAL` pops, and the LIFO slot at most `run_next::MAX_STREAK` times
 /// in a row. (Other workers' slots are left to the watch: see `park_worker`.)
 fn find_task(
     shared: &PoolShared,
@@ -164,20 +165,19 @@ fn find_task(
     slot: &LifoSlot<TaskRef>,
     pops: u32,
     victim: &mut usize,
-    lifo_streak: &mut u32,
+    lifo_streak: &mut Streak,
 ) -> Option<TaskRef> {
     let own = &local.deque;
     if pops % INJECTOR_INTERVAL == 0 {
         if let Some(task) = steal_retrying(|| shared.injector.steal_batch_and_pop(own)) {
-            *lifo_streak = 0;
+            lifo_streak.reset();
             return Some(task);
         }
     }
     // SAFETY: `slot` is this worker's own slot (`work` passes `slots[index]`), and this is
     // that worker's thread.
     if let Some(task) = unsafe { slot.take() } {
-        if *lifo_streak < MAX_LIFO_STREAK {
-            *lifo_streak += 1;
+        if lifo_streak.allow_next() {
             return Some(task);
         }
         // Streak over: the slot's task waits its turn at the back of the deque. It is
@@ -185,7 +185,7 @@ fn find_task(
         own.push(task);
         shared.notify_one();
     }
-    *lifo_streak = 0;
+    lifo_streak.reset();
     if let Some(task) = own.pop() {
         return Some(task);
     }
