@@ -433,17 +433,6 @@ impl LocalExecutor {
         self.spawn_inner(future, SpawnSpec::new(Some(name.into())))
     }
 
-    /// Spawns a task whose future is not `Send`. The same as [`spawn`](Self::spawn) on this
-    /// executor; the name matches [`warden::spawn_local`](crate::spawn_local).
-    #[track_caller]
-    pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
-    where
-        F: Future + 'static,
-        F::Output: 'static,
-    {
-        self.spawn_inner(future, SpawnSpec::new(None))
-    }
-
     fn spawn_inner<F>(&self, future: F, spec: SpawnSpec) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -673,7 +662,7 @@ impl LocalSpawn for LocalExecutor {
         if self.shared.owner.is_closed() {
             return Err(SpawnError::shutdown());
         }
-        self.spawn_local(future).detach();
+        self.spawn(future).detach();
         Ok(())
     }
 

@@ -74,7 +74,7 @@ fn not_send_futures_run_through_every_spawn() {
         let shared = shared.clone();
         async move { shared.borrow_mut().push("spawn") }
     });
-    let b = ex.spawn_local({
+    let b = ex.spawn({
         let shared = shared.clone();
         async move { shared.borrow_mut().push("spawn_local") }
     });

@@ -83,7 +83,7 @@ fn not_send_futures_on_the_local_executor() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let shared = shared.clone();
-            ex.spawn_local(async move {
+            ex.spawn(async move {
                 warden::yield_now().await;
                 shared.fetch_add(1, Ordering::SeqCst);
             })

@@ -62,7 +62,7 @@ impl Drop for BlockOnAtExit {
         let token = dropped.token();
         let value = ex.block_on(async {
             let a = ex.spawn(async { 20 });
-            let b = ex.spawn_local(async { 22 });
+            let b = ex.spawn(async { 22 });
             warden::yield_now().await;
             a.await.unwrap() + b.await.unwrap()
         });

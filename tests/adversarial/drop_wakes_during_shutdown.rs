@@ -220,7 +220,7 @@ fn destructor_that_shuts_down_again() {
                 ex: ex.clone(),
                 _token: drops.token(),
             };
-            ex.spawn_local(async move {
+            ex.spawn(async move {
                 let _guard = guard;
                 pending::<()>().await
             })

@@ -131,13 +131,13 @@ rt_test! {
 #[test]
 fn local_try_tick_and_run_until_idle_inside_a_task_panic() {
     let ex = std::rc::Rc::new(LocalExecutor::new());
-    let tick = ex.spawn_local({
+    let tick = ex.spawn({
         let ex = ex.clone();
         unit(async move {
             ex.try_tick();
         })
     });
-    let idle = ex.spawn_local({
+    let idle = ex.spawn({
         let ex = ex.clone();
         unit(async move {
             ex.run_until_idle();
