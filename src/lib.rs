@@ -180,6 +180,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
+mod clock;
 mod context;
 mod failure;
 mod group;
@@ -207,6 +208,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use builder::Builder;
+pub use clock::ManualClock;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
 pub use group::{GroupJoin, TaskGroup};
 pub use handle::Handle;

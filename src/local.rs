@@ -376,6 +376,9 @@ impl LocalExecutor {
         shared
             .timers
             .set_notify(Box::new(move || owner_thread.unpark()));
+        if builder.manual_clock {
+            shared.timers.use_manual_clock();
+        }
         let weak: Weak<LocalShared> = Arc::downgrade(&shared);
         sink.set_shutdown_trigger(Box::new(move |err| {
             if let Some(shared) = weak.upgrade() {

@@ -584,6 +584,9 @@ impl Executor {
                 let _ = shared.timer_wake.try_send(());
             }
         }));
+        if builder.manual_clock {
+            shared.timers.use_manual_clock();
+        }
         let mut threads = Vec::with_capacity(n + 1);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
