@@ -191,6 +191,7 @@ mod loom;
 mod metrics;
 mod outcome;
 mod pool;
+pub mod supervise;
 mod task;
 mod time;
 mod trace;
@@ -217,6 +218,7 @@ pub use local::LocalExecutor;
 pub use metrics::Metrics;
 pub use outcome::Outcome;
 pub use pool::Executor;
+pub use supervise::{Backoff, Child, Restart, Restarted, Strategy, Supervisor, SupervisorError};
 pub use task::{GroupId, JoinHandle, TaskId, TaskInfo};
 pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
 
