@@ -175,4 +175,5 @@ fn main() {
         "metrics: spawned {} = completed {} + panicked {} + errored {} + cancelled {} + live {}",
         m.spawned, m.completed, m.panicked, m.errored, m.cancelled, m.live
     );
+    println!("after the failure, restarting: cargo run --release --example supervisor");
 }
