@@ -167,6 +167,8 @@
 //! * `failure.rs`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
 //! * `local.rs`: [`LocalExecutor`]; `pool.rs`: [`Executor`]; each can be read alone.
 //! * `group.rs`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
+//! * `supervise/`: [`Supervisor`], OTP-style restarts; `clock.rs`: [`ManualClock`], time
+//!   for tests.
 //!
 //! # Panics and aborts
 //!

@@ -646,8 +646,7 @@ fn run_guarded(flavor: Flavor, root: SupSpec, actions: Vec<Action>) -> Result<()
     let result = Arc::new(Mutex::new(Ok(())));
     let out = result.clone();
     no_hang(move || *out.lock().unwrap() = run_case(flavor, root, actions));
-    let result = result.lock().unwrap().clone();
-    result
+    result.lock().unwrap().clone()
 }
 
 proptest! {

@@ -587,7 +587,7 @@ fn supervisor_soak_10_000_restarts_exact_accounting_flat_heap() {
             }
         })
         .restart(Restart::Transient);
-        let peer = Child::new("peer", || pending::<()>());
+        let peer = Child::new("peer", pending::<()>);
         Supervisor::new(Strategy::RestForOne)
             .intensity(5, Duration::from_secs(1))
             .child(flaky)

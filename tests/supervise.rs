@@ -112,7 +112,10 @@ fn scripted(
 
 /// Senders that make `triggered` children fail, one per start, by child name.
 #[derive(Clone, Default)]
-struct Triggers(Arc<Mutex<Vec<(&'static str, futures::channel::oneshot::Sender<()>)>>>);
+struct Triggers(Arc<Mutex<Vec<Trigger>>>);
+
+/// A running `triggered` child's name, and the sender that makes it fail.
+type Trigger = (&'static str, futures::channel::oneshot::Sender<()>);
 
 impl Triggers {
     /// Makes the running instance of child `name` fail.
@@ -761,18 +764,22 @@ fn a_supervisor_without_children_is_done_at_once() {
 #[test]
 #[should_panic(expected = "already has a child named 'twin'")]
 fn children_need_distinct_names() {
-    let _ = Supervisor::new(Strategy::OneForOne)
-        .child(Child::new("twin", || async {}))
-        .child(Child::new("twin", || async {}))
-        .run();
+    drop(
+        Supervisor::new(Strategy::OneForOne)
+            .child(Child::new("twin", || async {}))
+            .child(Child::new("twin", || async {}))
+            .run(),
+    );
 }
 
 #[test]
 #[should_panic(expected = "period above zero")]
 fn a_zero_period_is_refused() {
-    let _ = Supervisor::new(Strategy::OneForOne)
-        .intensity(1, Duration::ZERO)
-        .run();
+    drop(
+        Supervisor::new(Strategy::OneForOne)
+            .intensity(1, Duration::ZERO)
+            .run(),
+    );
 }
 
 #[test]

@@ -58,16 +58,14 @@ const HISTORY_CAP: usize = 1000;
 
 /// The supervisor's future: takes the current executor at its first poll, then runs the
 /// engine.
-pub(super) fn supervise<S: Start + 'static>(
+pub(super) async fn supervise<S: Start + 'static>(
     config: Config,
     entries: Vec<Entry<S>>,
     what: &'static str,
-) -> impl Future<Output = Result<(), SupervisorError>> + 'static {
-    async move {
-        let handle = context::expect_current(what);
-        let mut engine = Engine::new(config, entries, handle);
-        engine.run().await
-    }
+) -> Result<(), SupervisorError> {
+    let handle = context::expect_current(what);
+    let mut engine = Engine::new(config, entries, handle);
+    engine.run().await
 }
 
 struct Engine<S> {

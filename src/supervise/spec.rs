@@ -126,8 +126,14 @@ pub(super) trait Start {
     fn start(&mut self, handle: &Handle, spec: SpawnSpec) -> JoinHandle<()>;
 }
 
+/// Calls a `Send` child's factory and spawns what it returns.
+type SendStartFn = dyn FnMut(&Handle, SpawnSpec) -> JoinHandle<()> + Send;
+
+/// Calls a child's factory and spawns what it returns (on the owner thread).
+type LocalStartFn = dyn FnMut(&Handle, SpawnSpec) -> JoinHandle<()>;
+
 /// A `Send` child's factory, erased.
-pub(super) struct SendStart(Box<dyn FnMut(&Handle, SpawnSpec) -> JoinHandle<()> + Send>);
+pub(super) struct SendStart(Box<SendStartFn>);
 
 impl Start for SendStart {
     fn start(&mut self, handle: &Handle, spec: SpawnSpec) -> JoinHandle<()> {
@@ -136,7 +142,7 @@ impl Start for SendStart {
 }
 
 /// A factory whose futures need not be `Send`, erased.
-pub(super) struct LocalStart(Box<dyn FnMut(&Handle, SpawnSpec) -> JoinHandle<()>>);
+pub(super) struct LocalStart(Box<LocalStartFn>);
 
 impl Start for LocalStart {
     fn start(&mut self, handle: &Handle, spec: SpawnSpec) -> JoinHandle<()> {
