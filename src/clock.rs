@@ -121,6 +121,17 @@ impl ManualClock {
     }
 
     /// How far the clock has been advanced since its executor was built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = warden::Builder::new().manual_clock().build_local();
+    /// let clock = ex.clock().unwrap();
+    /// clock.advance(Duration::from_secs(90));
+    /// assert_eq!(clock.elapsed(), Duration::from_secs(90));
+    /// ```
     pub fn elapsed(&self) -> Duration {
         self.offset()
     }

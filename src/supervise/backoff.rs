@@ -58,6 +58,18 @@ impl Backoff {
     /// Adds a random extra of up to `fraction` of each delay (0.1 by default; 0 turns
     /// jitter off).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden::Backoff;
+    ///
+    /// // Up to 50 % later than the exponential delay; never earlier.
+    /// let backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5))
+    ///     .jitter(0.5);
+    /// assert_eq!(backoff.delay(2), Duration::from_millis(200)); // the least it waits
+    /// ```
+    ///
     /// # Panics
     ///
     /// If `fraction` is negative or not finite.

@@ -34,7 +34,7 @@ use crate::{TaskError, TaskId};
 /// assert_eq!(first.child(), "flaky");
 /// assert_eq!(first.attempt(), 1);
 /// assert_eq!(first.cause().task().name(), Some("flaky"));
-/// assert_eq!(first.cause().to_string().contains("disk full"), true);
+/// assert!(first.cause().to_string().contains("disk full"));
 /// ```
 #[derive(Clone)]
 pub struct Restarted {

@@ -174,6 +174,16 @@ pub struct Supervisor<C = SendChildren> {
 impl<C: ChildSet> Supervisor<C> {
     /// A supervisor with no children yet, restarting by `strategy`, with the default
     /// intensity (at most 1 restart in 5 s) and no backoff.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warden::{Strategy, Supervisor};
+    ///
+    /// // No children: nothing to run, done at once.
+    /// let sup: Supervisor = Supervisor::new(Strategy::OneForAll);
+    /// assert!(warden::block_on(sup.run()).is_ok());
+    /// ```
     pub fn new(strategy: Strategy) -> Supervisor<C> {
         Supervisor {
             config: Config {
@@ -188,6 +198,19 @@ impl<C: ChildSet> Supervisor<C> {
 
     /// Gives up after more than `max_restarts` restarts within any `period` (by the
     /// executor's clock). `intensity(0, ..)` gives up at the first failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden::{Child, Strategy, Supervisor};
+    ///
+    /// let sup = Supervisor::new(Strategy::OneForOne)
+    ///     .intensity(0, Duration::from_secs(1)) // no second chance
+    ///     .child(Child::new("once", || async { Err::<(), _>("no") }));
+    /// let err = warden::block_on(sup.run()).unwrap_err();
+    /// assert_eq!(err.history().len(), 1);
+    /// ```
     ///
     /// # Panics
     ///
@@ -204,12 +227,43 @@ impl<C: ChildSet> Supervisor<C> {
     }
 
     /// Waits before each restart, as `backoff` says. Without it, restarts happen at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden::{Backoff, Child, Strategy, Supervisor};
+    ///
+    /// let ex = warden::Builder::new().manual_clock().build_local();
+    /// let clock = ex.clock().unwrap();
+    /// let sup = Supervisor::new(Strategy::OneForOne)
+    ///     .backoff(Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30)))
+    ///     .child(Child::new("slow-to-start", || async { Err::<(), _>("not yet") }));
+    /// let sup = ex.spawn(sup.run());
+    /// ex.run_until_idle(); // failed once; its restart waits a second of clock time
+    /// assert!(!sup.is_finished());
+    /// clock.advance(Duration::from_secs(2));
+    /// ex.run_until_idle(); // restarted, failed again: 2 restarts in 5 s, it gives up
+    /// assert!(ex.block_on(sup).unwrap().unwrap_err().gave_up());
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Supervisor<C> {
         self.config.backoff = Some(backoff);
         self
     }
 
     /// Adds a child; children start in the order they are added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warden::{Child, Restart, Strategy, Supervisor};
+    ///
+    /// let sup = Supervisor::new(Strategy::RestForOne)
+    ///     .child(Child::new("db", || async {}).restart(Restart::Transient))
+    ///     .child(Child::new("api", || async {}).restart(Restart::Transient));
+    /// assert!(format!("{sup:?}").contains(r#"children: ["db", "api"]"#));
+    /// # drop(sup.run());
+    /// ```
     ///
     /// # Panics
     ///

@@ -87,6 +87,15 @@ impl<Fac> Child<Fac> {
     }
 
     /// Sets when the child is restarted (the default is [`Restart::Permanent`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use warden::{Child, Restart};
+    ///
+    /// let report = Child::new("report", || async {}).restart(Restart::Temporary);
+    /// assert_eq!(report.restart_type(), Restart::Temporary);
+    /// ```
     pub fn restart(mut self, restart: Restart) -> Child<Fac> {
         self.restart = restart;
         self
@@ -161,6 +170,18 @@ fn finish<O: Outcome>(output: O) -> Result<(), BoxError> {
 /// `Supervisor` alone means `Supervisor<SendChildren>`.
 ///
 /// You never build one yourself; it appears in types only.
+///
+/// # Examples
+///
+/// ```
+/// use warden::supervise::SendChildren;
+/// use warden::{Child, Strategy, Supervisor};
+///
+/// fn workers() -> Supervisor<SendChildren> { // the same type as `Supervisor`
+///     Supervisor::new(Strategy::OneForOne).child(Child::new("w", || async {}))
+/// }
+/// # drop(workers().run());
+/// ```
 pub struct SendChildren {
     pub(super) entries: Vec<Entry<SendStart>>,
 }
@@ -170,6 +191,25 @@ pub struct SendChildren {
 /// [`LocalExecutor`](crate::LocalExecutor).
 ///
 /// You never build one yourself; it appears in types only.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use warden::supervise::LocalChildren;
+/// use warden::{Child, Restart, Strategy, Supervisor};
+///
+/// fn local(state: Rc<String>) -> Supervisor<LocalChildren> {
+///     Supervisor::new(Strategy::OneForOne).child(
+///         Child::new("reader", move || {
+///             let state = state.clone();
+///             async move { assert_eq!(*state, "shared") }
+///         })
+///         .restart(Restart::Transient),
+///     )
+/// }
+/// warden::block_on(local(Rc::new("shared".into())).run_local()).unwrap();
+/// ```
 pub struct LocalChildren {
     pub(super) entries: Vec<Entry<LocalStart>>,
 }
@@ -182,6 +222,20 @@ mod sealed {
 
 /// What a [`Supervisor`](crate::Supervisor) keeps its children in: [`SendChildren`] or
 /// [`LocalChildren`]. Sealed: only warden implements it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use warden::supervise::ChildSet;
+/// use warden::{Strategy, Supervisor};
+///
+/// // Settings shared by both kinds of supervisor.
+/// fn strict<C: ChildSet>(sup: Supervisor<C>) -> Supervisor<C> {
+///     sup.intensity(0, Duration::from_secs(1))
+/// }
+/// # drop(strict(Supervisor::new(Strategy::OneForOne)).run());
+/// ```
 pub trait ChildSet: sealed::Sealed {
     /// An empty list.
     #[doc(hidden)]
@@ -218,6 +272,23 @@ impl ChildSet for LocalChildren {
 
 /// A child list that can hold a [`Child`] with factory `Fac`: [`SendChildren`] when the
 /// factory and its futures are `Send`, [`LocalChildren`] always. Sealed.
+///
+/// # Examples
+///
+/// ```
+/// use warden::supervise::{AddChild, ChildSet};
+/// use warden::{Child, Strategy, Supervisor};
+///
+/// // Adds the same child to either kind of supervisor.
+/// fn with_heartbeat<C, Fac>(sup: Supervisor<C>, beat: Fac) -> Supervisor<C>
+/// where
+///     C: ChildSet + AddChild<Fac>,
+/// {
+///     sup.child(Child::new("heartbeat", beat))
+/// }
+/// let sup = with_heartbeat(Supervisor::new(Strategy::OneForOne), || async {});
+/// # drop(sup.run());
+/// ```
 pub trait AddChild<Fac>: ChildSet {
     /// Erases the factory and appends the child.
     #[doc(hidden)]
