@@ -172,4 +172,5 @@ fn main() {
     println!();
     // `Metrics` prints the identity its counters keep, with the poll count.
     println!("metrics: {}", ex.metrics());
+    println!("after the failure, restarting: cargo run --release --example supervisor");
 }

@@ -33,6 +33,7 @@ pub struct Builder {
     pub(crate) backtraces: Backtraces,
     pub(crate) on_exit: Option<Arc<ExitHookFn>>,
     pub(crate) trace: Option<PathBuf>,
+    pub(crate) manual_clock: bool,
 }
 
 impl Builder {
@@ -48,6 +49,7 @@ impl Builder {
             backtraces: Backtraces::Always,
             on_exit: None,
             trace: None,
+            manual_clock: false,
         }
     }
 
@@ -117,6 +119,32 @@ impl Builder {
         self
     }
 
+    /// Time follows a [`ManualClock`](crate::ManualClock) instead of the real clock: for
+    /// tests. [`sleep`](crate::sleep), [`timeout`](crate::timeout), group deadlines and a
+    /// [`Supervisor`](crate::Supervisor)'s intensity period and backoff see time move only
+    /// when the test calls [`advance`](crate::ManualClock::advance); get the clock with
+    /// `ex.clock()`. Each executor built gets a clock of its own, starting when it is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = warden::Builder::new().manual_clock().build_local();
+    /// let clock = ex.clock().unwrap();
+    /// let woke = ex.block_on(async {
+    ///     let nap = warden::spawn(warden::sleep(Duration::from_secs(10)));
+    ///     warden::yield_now().await; // the sleep registers its timer
+    ///     clock.advance(Duration::from_secs(10));
+    ///     nap.await
+    /// });
+    /// assert!(woke.is_ok());
+    /// ```
+    pub fn manual_clock(mut self) -> Builder {
+        self.manual_clock = true;
+        self
+    }
+
     /// Builds the multi-threaded executor and starts its workers.
     ///
     /// # Panics
@@ -160,6 +188,7 @@ impl fmt::Debug for Builder {
             .field("backtraces", &self.backtraces)
             .field("on_task_exit", &self.on_exit.as_ref().map(|_| "<custom>"))
             .field("trace", &self.trace)
+            .field("manual_clock", &self.manual_clock)
             .finish()
     }
 }

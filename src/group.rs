@@ -662,7 +662,8 @@ impl TaskGroup {
 
     /// Cancels the group with [`CancelReason::Deadline`] once `duration` has passed.
     pub fn with_timeout(self, duration: Duration) -> TaskGroup {
-        self.with_deadline(crate::time::deadline_after(duration))
+        let deadline = self.inner.handle.timers().deadline_after(duration);
+        self.with_deadline(deadline)
     }
 
     /// Cancels the group with [`CancelReason::Deadline`] at `deadline`.

@@ -167,6 +167,8 @@
 //! * `failure.rs`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
 //! * `local.rs`: [`LocalExecutor`]; `pool.rs`: [`Executor`]; each can be read alone.
 //! * `group.rs`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
+//! * `supervise/`: [`Supervisor`], OTP-style restarts; `clock.rs`: [`ManualClock`], time
+//!   for tests.
 //!
 //! # Panics and aborts
 //!
@@ -181,6 +183,7 @@
 
 mod block_on;
 mod builder;
+mod clock;
 mod context;
 mod failure;
 mod group;
@@ -193,6 +196,7 @@ mod outcome;
 mod pool;
 mod report;
 mod run_next;
+pub mod supervise;
 mod task;
 mod time;
 mod trace;
@@ -210,6 +214,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub use builder::Builder;
+pub use clock::ManualClock;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
 pub use group::{GroupCanceller, GroupJoin, TaskGroup};
 pub use handle::Handle;
@@ -218,6 +223,7 @@ pub use local::LocalExecutor;
 pub use metrics::Metrics;
 pub use outcome::Outcome;
 pub use pool::Executor;
+pub use supervise::{Backoff, Child, Restart, Restarted, Strategy, Supervisor, SupervisorError};
 pub use task::{GroupId, JoinHandle, TaskId, TaskInfo};
 pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
 

@@ -384,6 +384,9 @@ impl LocalExecutor {
         shared
             .timers
             .set_notify(Box::new(move || owner_thread.unpark()));
+        if builder.manual_clock {
+            shared.timers.use_manual_clock();
+        }
         let weak: Weak<LocalShared> = Arc::downgrade(&shared);
         sink.set_shutdown_trigger(Box::new(move |err| {
             if let Some(shared) = weak.upgrade() {
@@ -488,7 +491,6 @@ impl LocalExecutor {
         let _entered = context::enter(self.handle(), "block_on");
         block_on::drive(self, future)
     }
-
 
     /// Runs up to `limit` ready tasks; returns how many ran.
     fn run_batch(&self, limit: usize) -> usize {

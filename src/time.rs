@@ -13,8 +13,13 @@
 //!   within about a millisecond of its deadline and otherwise uses no CPU.
 //!
 //! A registration that moves the nearest deadline earlier notifies the driver.
+//!
+//! An executor built with [`Builder::manual_clock`](crate::Builder::manual_clock) reads
+//! "now" from its [`ManualClock`] instead of `Instant::now()` (see `src/clock.rs`): the
+//! timers fire when the clock is advanced, and the drivers park until woken, never until a
+//! deadline.
 
-use crate::loom::{AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
+use crate::loom::{Arc, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt;
@@ -23,6 +28,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::clock::ManualClock;
 use crate::context;
 use crate::handle::Handle;
 
@@ -30,18 +36,25 @@ type Key = (Instant, u64);
 
 /// An executor's timers.
 pub(crate) struct Timers {
-    entries: Mutex<BTreeMap<Key, Waker>>,
+    /// Shared with the executor's [`ManualClock`], if it has one (which fires them).
+    entries: Arc<TimerMap>,
     seq: AtomicU64,
     /// Tells the driver that the nearest deadline moved earlier. Set once by the executor.
     notify: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Set once, by an executor built with `Builder::manual_clock`: where "now" comes from.
+    clock: OnceLock<ManualClock>,
 }
+
+/// The registered timers, by deadline.
+pub(crate) type TimerMap = Mutex<BTreeMap<Key, Waker>>;
 
 impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Arc::new(Mutex::new(BTreeMap::new())),
             seq: AtomicU64::new(0),
             notify: OnceLock::new(),
+            clock: OnceLock::new(),
         }
     }
 
@@ -51,6 +64,32 @@ impl Timers {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Waker>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes these timers follow a fresh [`ManualClock`] (once, as the executor is built).
+    pub(crate) fn use_manual_clock(&self) {
+        let _ = self
+            .clock
+            .set(ManualClock::new(Arc::downgrade(&self.entries)));
+    }
+
+    /// The manual clock these timers follow, if any.
+    pub(crate) fn manual_clock(&self) -> Option<ManualClock> {
+        self.clock.get().cloned()
+    }
+
+    /// Now, by this executor's clock.
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        match self.clock.get() {
+            Some(clock) => clock.now(),
+            None => Instant::now(),
+        }
+    }
+
+    /// `now + duration` by this executor's clock; see [`deadline_after`].
+    pub(crate) fn deadline_after(&self, duration: Duration) -> Instant {
+        deadline_from(self.now(), duration)
     }
 
     /// Adds a timer; returns its key.
@@ -87,23 +126,15 @@ impl Timers {
         drop(removed);
     }
 
-    /// Wakes every timer whose deadline has passed; returns the next deadline, if any.
-    /// Wakers are called outside the lock.
+    /// Wakes every timer whose deadline has passed; returns the next deadline to park
+    /// until, if any. Wakers are called outside the lock.
+    ///
+    /// With a manual clock there is none: time moves only when the clock is advanced, and
+    /// `advance` fires what came due (and wakes the driver through the tasks it wakes).
     pub(crate) fn fire_due(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        let next = {
-            let mut entries = self.lock();
-            while let Some(entry) = entries.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                due.push(entry.remove());
-            }
-            entries.keys().next().map(|k| k.0)
-        };
-        for waker in due {
-            waker.wake();
+        let next = fire_due_in(&self.entries, self.now());
+        if self.clock.get().is_some() {
+            return None;
         }
         next
     }
@@ -134,6 +165,36 @@ impl Timers {
     }
 }
 
+/// Wakes every timer in `entries` whose deadline is at or before `now`, outside the lock;
+/// returns the next deadline, if any. (For [`Timers::fire_due`] and [`ManualClock::advance`].)
+pub(crate) fn fire_due_in(entries: &TimerMap, now: Instant) -> Option<Instant> {
+    let mut due = Vec::new();
+    let next = {
+        let mut entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(entry) = entries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        entries.keys().next().map(|k| k.0)
+    };
+    for waker in due {
+        waker.wake();
+    }
+    next
+}
+
+/// Now, by the clock of the executor this thread runs (the real one unless it was built
+/// with [`Builder::manual_clock`](crate::Builder::manual_clock)).
+#[inline]
+pub(crate) fn now() -> Instant {
+    if !crate::clock::any_manual_clock() {
+        return Instant::now();
+    }
+    context::current().map_or_else(Instant::now, |handle| handle.timers().now())
+}
+
 /// A future that completes at a deadline. Created by [`sleep`] and [`sleep_until`].
 ///
 /// It uses the timers of the executor that first polls it.
@@ -145,6 +206,10 @@ impl Timers {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
+    /// Set for a `sleep(duration)` made outside any executor while a manual clock exists:
+    /// the deadline is fixed at the first poll, by the clock of the executor that polls it
+    /// (until then, `deadline` is measured from the real clock).
+    relative: Option<Duration>,
     registered: Option<(Handle, Key)>,
     /// Where the caller created it: a misuse found at the first poll names that line.
     created_at: &'static std::panic::Location<'static>,
@@ -163,14 +228,23 @@ pub struct Sleep {
 /// ```
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(deadline_after(duration))
+    let mut sleep = sleep_until(deadline_after(duration));
+    if crate::clock::any_manual_clock() && context::current().is_none() {
+        // Whose clock is not known yet: the executor that first polls it decides.
+        sleep.relative = Some(duration);
+    }
+    sleep
 }
 
 /// `now + duration`, or about thirty years from now when that would overflow `Instant`
 /// (`Duration::MAX` means "never", and must not panic).
+/// (By the current executor's clock: see [`now`].)
 pub(crate) fn deadline_after(duration: Duration) -> Instant {
+    deadline_from(now(), duration)
+}
+
+fn deadline_from(now: Instant, duration: Duration) -> Instant {
     const FAR_FUTURE: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
-    let now = Instant::now();
     now.checked_add(duration.min(FAR_FUTURE)).unwrap_or(now)
 }
 
@@ -179,6 +253,7 @@ pub(crate) fn deadline_after(duration: Duration) -> Instant {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
+        relative: None,
         registered: None,
         created_at: std::panic::Location::caller(),
     }
@@ -186,6 +261,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 impl Sleep {
     /// The instant this sleep completes at.
+    ///
+    /// (A `sleep(duration)` made outside any executor, in a process where an executor
+    /// with a [`ManualClock`] exists, fixes its deadline at its first poll, by the clock
+    /// of the executor that polls it; before that, this is measured from the real clock.)
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
@@ -195,7 +274,17 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
+        let now = match &self.registered {
+            Some((handle, _)) => handle.timers().now(),
+            None => {
+                let now = now();
+                if let Some(duration) = self.relative.take() {
+                    self.deadline = deadline_from(now, duration);
+                }
+                now
+            }
+        };
+        if now >= self.deadline {
             if let Some((handle, key)) = self.registered.take() {
                 handle.timers().remove(key);
             }

@@ -26,9 +26,10 @@
 //! ~60 000 panics (in `poll` and in `Drop`) would take most of the run, and this test is
 //! about accounting and memory, not about reports.
 //!
-//! This binary has one test on purpose: the allocator counts every thread, so a second
-//! test running beside it would disturb the measurement. Nothing is printed before the
-//! final measurement either (libtest's output capture allocates).
+//! The allocator counts every thread, so a test running beside another would disturb its
+//! measurement: the two tests of this binary (this one, and the supervision soak at the
+//! end of the file) take [`SOAK_SERIAL`] first, so they run one after the other. Nothing is
+//! printed before the final measurement either (libtest's output capture allocates).
 
 mod support;
 
@@ -406,6 +407,7 @@ fn run(seed: u64, batches: u64, size: u64) -> (Tally, Metrics) {
 
 #[test]
 fn soak_exact_accounting_and_no_leak() {
+    let _serial = SOAK_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let total: u64 = if cfg!(debug_assertions) {
         10_000
     } else {
@@ -504,6 +506,193 @@ fn soak_exact_accounting_and_no_leak() {
         "the hook saw every unobserved failure, once"
     );
     // See `EPOCH_SLACK_*`: what crossbeam-epoch has not reclaimed yet, a fixed amount.
+    assert!(
+        (after - before).abs() <= EPOCH_SLACK_BYTES
+            && (blocks_after - blocks_before).abs() <= EPOCH_SLACK_BLOCKS,
+        "live heap after the executor was dropped: {after} bytes in {blocks_after} blocks, \
+         before: {before} bytes in {blocks_before} blocks"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Supervision soak: 10 000 restarts
+// ---------------------------------------------------------------------------------------
+
+/// One test of this binary at a time (see the module doc): the allocator counts every
+/// thread.
+static SOAK_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A supervisor restarts a failing child 10 000 times, with exact accounting and a flat
+/// heap.
+///
+/// `RestForOne` over two children: `flaky` (Transient) fails on each of its first 10 000
+/// starts, a panic and an `Err` in turn, and ends normally on the next; `peer` (Permanent)
+/// waits forever, so each of flaky's restarts cancels it and starts it again. Each start of
+/// flaky moves the executor's manual clock by 300 ms, so at most 4 restarts fall in any
+/// 1-second period and an intensity of 5 per second is never exceeded. After flaky's last
+/// start, the supervisor task is cancelled. Then:
+///
+/// * `Metrics` are exact: every task of the run is accounted for (see the sum below) and
+///   none is live;
+/// * the error hook saw nothing: the supervisor observed every failure it restarted after,
+///   and cancellations are not failures;
+/// * the heap at flaky's 10 001st start is what it was at its 5 001st (the same moment of
+///   the same cycle: the history then holds the same 4 restarts), up to
+///   [`SUPERVISOR_SLACK_BYTES`]; and after the executor is dropped, the heap is back to
+///   its starting figure, up to [`EPOCH_SLACK_BYTES`].
+///
+/// Backtraces are captured (the default): the history keeps each cause whole, backtrace
+/// included, and that is part of what must not grow.
+#[test]
+fn supervisor_soak_10_000_restarts_exact_accounting_flat_heap() {
+    use std::sync::atomic::AtomicBool;
+    use warden::{Child, ManualClock, Restart, Strategy, Supervisor};
+
+    const RESTARTS: u64 = 10_000;
+    /// How far the heap may move between the two mid-run figures: a task block or two in
+    /// flight on a worker. A leak of 8 bytes per restart (40 000 bytes) is beyond it.
+    const SUPERVISOR_SLACK_BYTES: isize = 24 * 1024;
+
+    let _serial = SOAK_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+
+    static FLAKY_STARTS: AtomicU64 = AtomicU64::new(0);
+    static HEAP_AT: [AtomicIsize; 2] = [AtomicIsize::new(0), AtomicIsize::new(0)];
+    static BLOCKS_AT: [AtomicIsize; 2] = [AtomicIsize::new(0), AtomicIsize::new(0)];
+    static LAST_ENDED: AtomicBool = AtomicBool::new(false);
+    static SOAK_HOOK: AtomicU64 = AtomicU64::new(0);
+
+    fn unit_err(fail: bool) -> Result<(), &'static str> {
+        if fail { Err("flaky: refused") } else { Ok(()) }
+    }
+
+    fn supervisor(clock: ManualClock) -> Supervisor {
+        let flaky = Child::new("flaky", move || {
+            let n = FLAKY_STARTS.fetch_add(1, SeqCst) + 1;
+            if n == RESTARTS / 2 + 1 || n == RESTARTS + 1 {
+                let (bytes, blocks) = live();
+                let at = usize::from(n == RESTARTS + 1);
+                HEAP_AT[at].store(bytes, SeqCst);
+                BLOCKS_AT[at].store(blocks, SeqCst);
+            }
+            clock.advance(Duration::from_millis(300));
+            async move {
+                if n > RESTARTS {
+                    LAST_ENDED.store(true, SeqCst);
+                    return unit_err(false);
+                }
+                if n % 2 == 1 {
+                    panic!("flaky: start {n} broke");
+                }
+                unit_err(true)
+            }
+        })
+        .restart(Restart::Transient);
+        let peer = Child::new("peer", pending::<()>);
+        Supervisor::new(Strategy::RestForOne)
+            .intensity(5, Duration::from_secs(1))
+            .child(flaky)
+            .child(peer)
+    }
+
+    fn one_run() -> (Metrics, Result<(), warden::TaskError>) {
+        FLAKY_STARTS.store(0, SeqCst);
+        LAST_ENDED.store(false, SeqCst);
+        let ex = Builder::new()
+            .worker_threads(2)
+            .manual_clock()
+            .on_unhandled(|_| {
+                SOAK_HOOK.fetch_add(1, SeqCst);
+            })
+            .build();
+        let clock = ex.clock().expect("a manual clock");
+        let sup = ex.spawn_named("supervisor", supervisor(clock).run());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        ex.block_on(async {
+            while !LAST_ENDED.load(SeqCst) {
+                assert!(
+                    Instant::now() < deadline,
+                    "no end after 120 s: {:?}",
+                    ex.metrics()
+                );
+                warden::sleep(Duration::ZERO).await;
+                warden::yield_now().await;
+            }
+        });
+        sup.cancel();
+        let result = ex.block_on(sup).map(drop);
+        ex.block_on(async {
+            while ex.metrics().live > 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "tasks still live: {:?}",
+                    ex.metrics()
+                );
+                warden::yield_now().await;
+            }
+        });
+        let metrics = ex.metrics();
+        drop(ex);
+        (metrics, result)
+    }
+
+    // Warm-up: process-wide lazy state (the panic hook, backtrace machinery, thread-locals).
+    let _ = one_run();
+    SOAK_HOOK.store(0, SeqCst);
+
+    let (before, blocks_before) = live();
+    let started = Instant::now();
+    let (m, result) = one_run();
+    let elapsed = started.elapsed();
+    let (after, blocks_after) = live();
+    let mid = [HEAP_AT[0].load(SeqCst), HEAP_AT[1].load(SeqCst)];
+    let mid_blocks = [BLOCKS_AT[0].load(SeqCst), BLOCKS_AT[1].load(SeqCst)];
+    let hook = SOAK_HOOK.load(SeqCst);
+
+    println!(
+        "supervisor soak: {RESTARTS} restarts (RestForOne, 2 children, 2 workers), {elapsed:.2?}"
+    );
+    println!("  metrics: {m:?}");
+    println!("  error hook: {hook} calls");
+    println!(
+        "  heap at the 5 000th restart: {} bytes in {} blocks; at the 10 000th: {} bytes in {} blocks ({:+} bytes, {:+} blocks)",
+        mid[0],
+        mid_blocks[0],
+        mid[1],
+        mid_blocks[1],
+        mid[1] - mid[0],
+        mid_blocks[1] - mid_blocks[0]
+    );
+    println!(
+        "  heap before the run: {before} bytes in {blocks_before} blocks; after: {after} bytes in {blocks_after} blocks ({:+} bytes, {:+} blocks)",
+        after - before,
+        blocks_after - blocks_before
+    );
+
+    assert!(
+        result.unwrap_err().is_cancelled(),
+        "the supervisor ends cancelled"
+    );
+    assert_eq!(FLAKY_STARTS.load(SeqCst), RESTARTS + 1);
+    assert_adds_up(&m);
+    // The supervisor, and each start of flaky and of peer.
+    assert_eq!(m.spawned, 1 + 2 * (RESTARTS + 1));
+    assert_eq!(m.panicked, RESTARTS / 2);
+    assert_eq!(m.errored, RESTARTS / 2);
+    // Flaky's last start.
+    assert_eq!(m.completed, 1);
+    // Peer, once per restart (by the strategy) and once at the end (with the supervisor),
+    // and the supervisor.
+    assert_eq!(m.cancelled, RESTARTS + 2);
+    assert_eq!(m.live, 0);
+    assert_eq!(
+        hook, 0,
+        "the error hook saw a failure the supervisor handled"
+    );
+    assert!(
+        (mid[1] - mid[0]).abs() <= SUPERVISOR_SLACK_BYTES,
+        "the heap grew by {} bytes between the 5 000th and the 10 000th restart",
+        mid[1] - mid[0]
+    );
     assert!(
         (after - before).abs() <= EPOCH_SLACK_BYTES
             && (blocks_after - blocks_before).abs() <= EPOCH_SLACK_BLOCKS,

@@ -14,6 +14,8 @@
 //! * backtrace frame numbers and elided-frame counts, which depend on the binary around
 //!   the program (the symbols and their `at` lines are kept);
 //! * `env_logger`'s timestamps;
+//! * the time offsets of a supervisor's restart history (`  +0.011s restart 2 of ...`),
+//!   which follow real time when a program does not use the manual clock;
 //! * the lines a [`Varying`] rule names (`build.rs` keeps the list, each with its reason).
 //!
 //! Everything else must match: the messages, the line and column numbers, the task ids
@@ -47,7 +49,7 @@ pub fn normalise(text: &str, crate_name: &str, varying: &[Varying]) -> Result<Ve
             let line = scratch_paths(&line);
             let line = frame_number(&line);
             let line = elided_count(&line);
-            timestamp(&line)
+            restart_offset(&timestamp(&line))
         })
         .collect();
     while lines.last().is_some_and(|l| l.trim().is_empty()) {
@@ -138,6 +140,28 @@ fn elided_count(line: &str) -> String {
         return line.to_owned();
     }
     format!("{}[N{}", &line[..open], &after[digits..])
+}
+
+/// A restart history's `  +0.011s restart 2 of ...` becomes `  +<offset> restart 2 of ...`.
+fn restart_offset(line: &str) -> String {
+    let body = line.trim_start();
+    let indent = &line[..line.len() - body.len()];
+    let Some(rest) = body.strip_prefix('+') else {
+        return line.to_owned();
+    };
+    let Some((number, after)) = rest.split_once("s restart ") else {
+        return line.to_owned();
+    };
+    let fits = number.split_once('.').is_some_and(|(whole, millis)| {
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && millis.len() == 3
+            && millis.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !fits {
+        return line.to_owned();
+    }
+    format!("{indent}+<offset> restart {after}")
 }
 
 /// `env_logger`'s `[2026-11-25T15:57:05Z ERROR ...` becomes `[<timestamp> ERROR ...`.
@@ -239,6 +263,15 @@ mod tests {
         // Numbered lines that are not frames are kept.
         assert_eq!(one("  1. task 'foo' #1"), "  1. task 'foo' #1");
         assert_eq!(one("polls: 9"), "polls: 9");
+    }
+
+    #[test]
+    fn restart_offsets() {
+        assert_eq!(
+            one("  +0.011s restart 2 of 'cache': task 'cache' #2 failed"),
+            "  +<offset> restart 2 of 'cache': task 'cache' #2 failed"
+        );
+        assert_eq!(one("  +0.011 restart"), "  +0.011 restart");
     }
 
     #[test]

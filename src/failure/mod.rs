@@ -95,6 +95,10 @@ pub enum CancelReason {
     /// The executor shut down (explicitly, by being dropped, or by
     /// [`UnhandledPolicy::Shutdown`](crate::UnhandledPolicy::Shutdown)).
     Shutdown,
+    /// Its [`Supervisor`](crate::Supervisor) cancelled it to restart it together with a
+    /// sibling that failed ([`Strategy::OneForAll`](crate::Strategy::OneForAll) and
+    /// [`Strategy::RestForOne`](crate::Strategy::RestForOne)).
+    Restart,
 }
 
 impl fmt::Display for CancelReason {
@@ -107,6 +111,7 @@ impl fmt::Display for CancelReason {
             CancelReason::ParentCancelled => f.write_str("the parent group was cancelled"),
             CancelReason::GroupDropped => f.write_str("the group was dropped without join"),
             CancelReason::Shutdown => f.write_str("the executor shut down"),
+            CancelReason::Restart => f.write_str("its supervisor restarts it with a sibling"),
         }
     }
 }

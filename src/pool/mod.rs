@@ -61,7 +61,6 @@ use crate::time::Timers;
 /// A worker looks at the injector before its own deque once every this many pops.
 pub(crate) const INJECTOR_INTERVAL: u32 = 61;
 
-
 /// How long an idle worker watches the busy ones before it takes a task from the slot of a
 /// worker still in the same poll (module doc, "The LIFO slot"). Also the period of the
 /// watcher's wake-ups while a worker is busy and another idle.
@@ -238,6 +237,9 @@ impl Executor {
                 }
             }
         }));
+        if builder.manual_clock {
+            shared.timers.use_manual_clock();
+        }
         let mut threads = Vec::with_capacity(n + 1);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();

@@ -8,9 +8,9 @@ use crossbeam_deque::{Steal, Worker};
 
 use super::lifo_slot::LifoSlot;
 use super::{INJECTOR_INTERVAL, PoolShared, WATCH};
-use crate::run_next::Streak;
 use crate::context;
 use crate::handle::{Flavor, Handle};
+use crate::run_next::Streak;
 use crate::task::{Schedule, TaskOwner, TaskRef};
 
 crate::loom::thread_local! {

@@ -125,7 +125,7 @@ impl<T> JoinHandle<T> {
         self.cancel_for(CancelReason::Explicit(Some(reason.into())));
     }
 
-    fn cancel_for(&self, reason: CancelReason) {
+    pub(crate) fn cancel_for(&self, reason: CancelReason) {
         let task: TaskRef = self.task.clone();
         super::cancel(&task, reason);
     }
