@@ -114,7 +114,8 @@
 //! assert_eq!(ex.block_on(task).unwrap(), 3);
 //! ```
 //!
-//! **The run loop parks when there is nothing to do** (`src/local.rs`, `src/pool.rs`):
+//! **The run loop parks when there is nothing to do** (`src/block_on.rs`, `src/local.rs`,
+//! `src/pool/`):
 //! `block_on` alternates between the root future and the queue, and sleeps until a waker
 //! or a timer (`src/time.rs`) unparks it.
 //!
@@ -164,8 +165,9 @@
 //! # Where things are
 //!
 //! * `task/`: the task core (state word, harness, waker, handle); knows no executor.
-//! * `failure.rs`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
-//! * `local.rs`: [`LocalExecutor`]; `pool.rs`: [`Executor`]; each can be read alone.
+//! * `failure/`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
+//! * `block_on.rs`: the `block_on` loop and the shutdown drain both executors share.
+//! * `local.rs`: [`LocalExecutor`]; `pool/`: [`Executor`]; each is one scheduling policy.
 //! * `group.rs`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
 //! * `supervise/`: [`Supervisor`], OTP-style restarts; `clock.rs`: [`ManualClock`], time
 //!   for tests.

@@ -369,7 +369,7 @@ fn write_trimmed_backtrace(f: &mut fmt::Formatter<'_>, bt: &Backtrace) -> fmt::R
                 || line.contains("/library/core/")
                 || line.contains("/library/alloc/")
                 || line.contains("warden::failure::")
-                || line.contains("src/failure.rs")
+                || line.contains("src/failure/")
         })
     };
     let harness = |frame: &[&str]| {
