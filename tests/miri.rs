@@ -182,13 +182,16 @@ fn a_stuck_workers_slot_task_is_taken_by_the_idle_worker() {
                 }
             });
             // Stuck in this poll until the child ran elsewhere (or a generous bound).
+            let mut ran_during_the_block = false;
             for _ in 0..2_000 {
                 if child_ran.load(Ordering::SeqCst) == 1 {
+                    ran_during_the_block = true;
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             child.await.unwrap();
+            assert!(ran_during_the_block, "the child waited for its parent's poll to end");
         }
     });
     ex.block_on(parent).unwrap();
