@@ -112,5 +112,5 @@ fn main() {
         println!("{:#}", panic.cause());
     }
     println!();
-    println!("metrics: {:?}", ex.metrics());
+    println!("metrics: {}", ex.metrics());
 }

@@ -39,7 +39,6 @@ macro_rules! error {
 }
 
 /// [`emit`] at `Warn` level, with `format!`-style arguments.
-#[allow(unused_macros)]
 macro_rules! warning {
     ($($arg:tt)+) => {
         $crate::report::emit(::log::Level::Warn, ::std::format_args!($($arg)+))
@@ -47,12 +46,10 @@ macro_rules! warning {
 }
 
 /// [`emit`] at `Info` level, with `format!`-style arguments.
-#[allow(unused_macros)]
 macro_rules! info {
     ($($arg:tt)+) => {
         $crate::report::emit(::log::Level::Info, ::std::format_args!($($arg)+))
     };
 }
 
-#[allow(unused_imports)]
 pub(crate) use {error, info, warning};

@@ -191,7 +191,10 @@ fn a_stuck_workers_slot_task_is_taken_by_the_idle_worker() {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             child.await.unwrap();
-            assert!(ran_during_the_block, "the child waited for its parent's poll to end");
+            assert!(
+                ran_during_the_block,
+                "the child waited for its parent's poll to end"
+            );
         }
     });
     ex.block_on(parent).unwrap();

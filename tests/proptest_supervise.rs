@@ -643,6 +643,8 @@ fn run_case(flavor: Flavor, root: SupSpec, actions: Vec<Action>) -> Result<(), S
 }
 
 fn run_guarded(flavor: Flavor, root: SupSpec, actions: Vec<Action>) -> Result<(), String> {
+    // Thousands of restart reports over the cases: dropped by a logger, not printed.
+    support::quiet_logs();
     let result = Arc::new(Mutex::new(Ok(())));
     let out = result.clone();
     no_hang(move || *out.lock().unwrap() = run_case(flavor, root, actions));

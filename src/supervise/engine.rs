@@ -300,8 +300,7 @@ impl<S: Start> Engine<S> {
         });
 
         if self.window.len() > self.config.intensity as usize {
-            log::warn!(
-                target: "warden",
+            crate::report::warning!(
                 "supervisor{}: child '{name}' (task {task}) ended: {} restarts within {:?}, \
                  more than the {} allowed; giving up and cancelling every child",
                 Who(self.me),
@@ -311,8 +310,7 @@ impl<S: Start> Engine<S> {
             );
             return Err(self.stop(Ending::GaveUp).await);
         }
-        log::info!(
-            target: "warden",
+        crate::report::info!(
             "supervisor{}: restarting child '{name}' (task {task}, restart {attempt}) after: {cause}",
             Who(self.me),
         );
@@ -368,8 +366,7 @@ impl<S: Start> Engine<S> {
             if !err.is_cancelled() {
                 // It failed before the cancel reached it: the failure is read (observed)
                 // here and superseded by the restart or the stop, but not silently.
-                log::warn!(
-                    target: "warden",
+                crate::report::warning!(
                     "supervisor{}: child '{}' failed while being cancelled: {err}",
                     Who(self.me),
                     self.slots[j].entry.name,

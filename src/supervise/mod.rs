@@ -41,8 +41,8 @@
 //!
 //! Nothing is lost and nothing reported twice: the supervisor reads each child's result
 //! from its handle, so a failure it handles by restarting is observed (the error hook never
-//! sees it); it is logged once (`log::info!`, target `warden`, with the child's name and
-//! task id) and kept in the history; the executor's `on_task_exit` hook sees every child's
+//! sees it); it is logged once (at `info`, target `warden`, with the child's name and task
+//! id; on stderr when no logger is installed) and kept in the history; the executor's `on_task_exit` hook sees every child's
 //! end, restarts included. The failure that makes it give up reaches whoever awaits
 //! `run()`, inside the [`SupervisorError`], or, if nobody does, the error hook (as the
 //! supervisor task's own failure). A `Temporary` child's failure, which nobody handles,

@@ -404,3 +404,22 @@ pub fn assert_both_workers_alive(rt: &Rt) {
         "a worker died"
     );
 }
+
+/// A `log` logger that takes nothing, installed once for this test binary (with the level
+/// at `Info`, so warden sends its reports to `log` rather than to stderr). For tests whose
+/// reports are expected in the thousands (restart logs in a soak), where stderr would
+/// only fill the CI log.
+pub fn quiet_logs() {
+    struct Quiet;
+    impl log::Log for Quiet {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            false
+        }
+        fn log(&self, _: &log::Record<'_>) {}
+        fn flush(&self) {}
+    }
+    static QUIET: Quiet = Quiet;
+    if log::set_logger(&QUIET).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
