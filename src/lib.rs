@@ -168,7 +168,7 @@
 //! * `failure/`, `hook.rs`: [`TaskError`], the panic hook, the error hook.
 //! * `block_on.rs`: the `block_on` loop and the shutdown drain both executors share.
 //! * `local.rs`: [`LocalExecutor`]; `pool/`: [`Executor`]; each is one scheduling policy.
-//! * `group.rs`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
+//! * `group/`: [`TaskGroup`]; `time.rs`: [`sleep`], [`timeout`].
 //! * `supervise/`: [`Supervisor`], OTP-style restarts; `clock.rs`: [`ManualClock`], time
 //!   for tests.
 //!

@@ -127,7 +127,7 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn owner(&self) -> &TaskOwner;
 }
 
-/// How a task talks to its group, if it has one. Implemented in `group.rs`.
+/// How a task talks to its group, if it has one. Implemented in `group/mod.rs`.
 pub(crate) trait GroupLink: Send + Sync + 'static {
     /// The group's id, recorded in the task's [`TaskInfo`].
     fn id(&self) -> GroupId;
