@@ -114,7 +114,7 @@
 //! assert_eq!(ex.block_on(task).unwrap(), 3);
 //! ```
 //!
-//! **The run loop parks when there is nothing to do** (`src/block_on.rs`, `src/local.rs`,
+//! **The run loop parks when there is nothing to do** (`src/block_on.rs`, `src/local/`,
 //! `src/pool/`):
 //! `block_on` alternates between the root future and the queue, and sleeps until a waker
 //! or a timer (`src/time.rs`) unparks it.
