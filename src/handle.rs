@@ -50,11 +50,6 @@ impl Handle {
         }
     }
 
-    /// `true` for a pool, whose tasks run on several threads.
-    pub(crate) fn is_multi_threaded(&self) -> bool {
-        matches!(self.flavor, Flavor::Pool(_))
-    }
-
     pub(crate) fn scheduler(&self) -> Arc<dyn Schedule> {
         match &self.flavor {
             Flavor::Local(shared) => shared.clone(),
@@ -92,13 +87,13 @@ impl Handle {
 
     /// Creates a [`TaskGroup`](crate::TaskGroup) whose members run on this executor.
     pub fn group(&self) -> crate::TaskGroup {
-        crate::TaskGroup::on(self.clone(), false)
+        crate::TaskGroup::on(self.scheduler(), false)
     }
 
     /// Creates a supervisor [`TaskGroup`](crate::TaskGroup) (a failure cancels nobody)
     /// whose members run on this executor.
     pub fn supervisor(&self) -> crate::TaskGroup {
-        crate::TaskGroup::on(self.clone(), true)
+        crate::TaskGroup::on(self.scheduler(), true)
     }
 
     pub(crate) fn spawn_with<F, T>(
@@ -132,23 +127,7 @@ impl Handle {
         F: Future + 'static,
         T: 'static,
     {
-        match &self.flavor {
-            Flavor::Local(shared) if shared.is_owner_thread() => {
-                // SAFETY: the executor is a `LocalExecutor` owned by this thread, and a
-                // `LocalExecutor` runs and drops its tasks only on its owner thread
-                // (local.rs, "Threads"), which is what `spawn_unchecked` requires.
-                unsafe { task::spawn_unchecked(future, finish, spec, shared.clone()) }
-            }
-            Flavor::Local(_) => panic!(
-                "warden: `{what}` was called on a thread that does not own the LocalExecutor; \
-                 a future that is not Send can only be spawned on the executor's own thread"
-            ),
-            Flavor::Pool(_) => panic!(
-                "warden: `{what}` needs a LocalExecutor, but the current executor is a \
-                 multi-threaded Executor; use `spawn` with a Send future, or run a \
-                 LocalExecutor"
-            ),
-        }
+        task::spawn_local(future, finish, spec, self.scheduler(), what)
     }
 
     pub(crate) fn timers(&self) -> &crate::time::Timers {
@@ -164,6 +143,44 @@ impl Handle {
             (Flavor::Pool(a), Flavor::Pool(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
+    }
+}
+
+/// Groups on the current executor. (The group module knows no executor: finding the
+/// current one is done here, beside [`Handle::group`].)
+impl crate::TaskGroup {
+    /// Creates a group on the current executor (inside `block_on` or a task).
+    ///
+    /// # Panics
+    ///
+    /// If no warden executor is running on this thread; use
+    /// [`LocalExecutor::group`](crate::LocalExecutor::group),
+    /// [`Executor::group`](crate::Executor::group) or [`Handle::group`] from outside.
+    // No `Default`: a default value that panics outside an executor would surprise.
+    #[allow(clippy::new_without_default)]
+    #[track_caller]
+    pub fn new() -> crate::TaskGroup {
+        crate::context::expect_current_or(
+            "TaskGroup::new",
+            "create the group from the executor or a Handle (`ex.group()`, `handle.group()`)",
+        )
+        .group()
+    }
+
+    /// Creates a supervisor group on the current executor: a failure cancels nobody, and
+    /// `join` collects every failure.
+    ///
+    /// # Panics
+    ///
+    /// As for [`new`](crate::TaskGroup::new).
+    #[track_caller]
+    pub fn supervisor() -> crate::TaskGroup {
+        crate::context::expect_current_or(
+            "TaskGroup::supervisor",
+            "create the group from the executor or a Handle (`ex.supervisor()`, \
+             `handle.supervisor()`)",
+        )
+        .supervisor()
     }
 }
 

@@ -18,13 +18,19 @@ use loom::thread;
 
 use crate::hook::{ErrorSink, HookFn};
 use crate::loom::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::task::{self, OwnerConfig, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{
+    self, OwnerConfig, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef, TimerKey,
+};
+use crate::time::Timers;
 use crate::{Backtraces, Builder, CancelReason, UnhandledPolicy};
+use std::time::{Duration, Instant};
 
 /// A scheduler with one plain queue: any thread may pop and run.
 struct TestSched {
     owner: TaskOwner,
     queue: Mutex<VecDeque<TaskRef>>,
+    /// Unused by the models (no task here waits on time), but a scheduler has timers.
+    timers: Timers,
 }
 
 impl Schedule for TestSched {
@@ -34,6 +40,18 @@ impl Schedule for TestSched {
 
     fn owner(&self) -> &TaskOwner {
         &self.owner
+    }
+
+    fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
+        self.timers.insert(deadline, waker)
+    }
+
+    fn remove_timer(&self, key: TimerKey) {
+        self.timers.remove(key)
+    }
+
+    fn deadline_after(&self, duration: Duration) -> Instant {
+        self.timers.deadline_after(duration)
     }
 }
 
@@ -48,6 +66,7 @@ fn test_sched(hook: Option<Arc<HookFn>>) -> Arc<TestSched> {
         // Two shards: tasks land in both, by id.
         owner: TaskOwner::new(config, Placement::Shards(2)),
         queue: Mutex::new(VecDeque::new()),
+        timers: Timers::new(),
     })
 }
 

@@ -32,7 +32,7 @@ use crate::clock::ManualClock;
 use crate::context;
 use crate::handle::Handle;
 
-type Key = (Instant, u64);
+type Key = crate::task::TimerKey;
 
 /// An executor's timers.
 pub(crate) struct Timers {

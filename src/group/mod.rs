@@ -32,12 +32,10 @@ use std::time::{Duration, Instant};
 
 use futures_task::ArcWake;
 
-use crate::context;
 use crate::failure::{CancelReason, GroupError, TaskError};
-use crate::handle::Handle;
 use crate::hook::{FailureWatch, TaskExit};
 use crate::outcome::{self, Outcome};
-use crate::task::{GroupId, GroupLink, JoinHandle, SpawnSpec, TaskId, TaskRef};
+use crate::task::{self, GroupId, GroupLink, JoinHandle, Schedule, SpawnSpec, TaskId, TaskRef};
 
 mod join;
 mod member_map;
@@ -81,7 +79,8 @@ pub struct TaskGroup {
 
 struct GroupInner {
     id: GroupId,
-    handle: Handle,
+    /// The executor that runs the members (every member is spawned through it).
+    scheduler: Arc<dyn Schedule>,
     supervisor: bool,
     /// Keeps the parent (and so the chain up to the root) alive while this group lives,
     /// so a cancel of any ancestor still reaches it after the groups in between were
@@ -136,8 +135,8 @@ impl GroupInner {
             self.released.store(true, Ordering::Release);
             (std::mem::take(&mut state.members), state.children.clone())
         };
-        // Every member was spawned through `self.handle`, so that is their scheduler.
-        let scheduler = self.handle.schedule_ref();
+        // Every member was spawned through `self.scheduler`.
+        let scheduler = &*self.scheduler;
         let wake = |member: TaskRef| {
             if let Some(member) = crate::task::notify(member) {
                 member.header().trace_wake();
@@ -152,7 +151,7 @@ impl GroupInner {
         // every member is woken, it drops its references to the members that have ended
         // by then, while the workers are still ending the rest; the group keeps the others
         // until the `TaskGroup` is dropped (after `join`), and that thread frees them.
-        if self.handle.is_multi_threaded() {
+        if self.scheduler.cancelling_thread_frees_blocks() {
             wake_order(&members).cloned().for_each(wake);
             members.retain(|_, member| !member.header().state.load().is_complete());
             let mut state = self.lock();
@@ -266,53 +265,24 @@ impl ArcWake for DeadlineWaker {
 }
 
 impl TaskGroup {
-    /// Creates a group on the current executor (inside `block_on` or a task).
-    ///
-    /// # Panics
-    ///
-    /// If no warden executor is running on this thread; use
-    /// [`LocalExecutor::group`](crate::LocalExecutor::group),
-    /// [`Executor::group`](crate::Executor::group) or [`Handle::group`] from outside.
-    // No `Default`: a default value that panics outside an executor would surprise.
-    #[allow(clippy::new_without_default)]
-    #[track_caller]
-    pub fn new() -> TaskGroup {
-        TaskGroup::on(
-            context::expect_current_or(
-                "TaskGroup::new",
-                "create the group from the executor or a Handle (`ex.group()`, `handle.group()`)",
-            ),
-            false,
-        )
+    // `TaskGroup::new` and `TaskGroup::supervisor`, which find the executor this thread
+    // runs, are defined beside `Handle::group` (handle.rs): which executor is current is
+    // the executors' business, and a group knows only the scheduler it is given.
+
+    /// A group whose members `scheduler` runs.
+    pub(crate) fn on(scheduler: Arc<dyn Schedule>, supervisor: bool) -> TaskGroup {
+        TaskGroup::with_parent(scheduler, supervisor, None)
     }
 
-    /// Creates a supervisor group on the current executor: a failure cancels nobody, and
-    /// `join` collects every failure.
-    ///
-    /// # Panics
-    ///
-    /// As for [`new`](TaskGroup::new).
-    #[track_caller]
-    pub fn supervisor() -> TaskGroup {
-        TaskGroup::on(
-            context::expect_current_or(
-                "TaskGroup::supervisor",
-                "create the group from the executor or a Handle (`ex.supervisor()`, \
-                 `handle.supervisor()`)",
-            ),
-            true,
-        )
-    }
-
-    pub(crate) fn on(handle: Handle, supervisor: bool) -> TaskGroup {
-        TaskGroup::with_parent(handle, supervisor, None)
-    }
-
-    fn with_parent(handle: Handle, supervisor: bool, parent: Option<Arc<GroupInner>>) -> TaskGroup {
+    fn with_parent(
+        scheduler: Arc<dyn Schedule>,
+        supervisor: bool,
+        parent: Option<Arc<GroupInner>>,
+    ) -> TaskGroup {
         TaskGroup {
             inner: Arc::new(GroupInner {
                 id: GroupId::next(),
-                handle,
+                scheduler,
                 supervisor,
                 _parent: parent,
                 cancelled: OnceLock::new(),
@@ -352,9 +322,8 @@ impl TaskGroup {
         <F::Output as Outcome>::Value: Send + 'static,
     {
         let spec = self.spec(None, std::panic::Location::caller());
-        self.inner
-            .handle
-            .spawn_with(future, outcome::finish::<F::Output>, spec)
+        let scheduler = self.inner.scheduler.clone();
+        task::spawn(future, outcome::finish::<F::Output>, spec, scheduler)
     }
 
     /// Spawns a named member; see [`spawn`](TaskGroup::spawn).
@@ -370,9 +339,8 @@ impl TaskGroup {
         <F::Output as Outcome>::Value: Send + 'static,
     {
         let spec = self.spec(Some(name.into()), std::panic::Location::caller());
-        self.inner
-            .handle
-            .spawn_with(future, outcome::finish::<F::Output>, spec)
+        let scheduler = self.inner.scheduler.clone();
+        task::spawn(future, outcome::finish::<F::Output>, spec, scheduler)
     }
 
     /// Spawns a member whose future is not `Send`.
@@ -389,12 +357,9 @@ impl TaskGroup {
         <F::Output as Outcome>::Value: 'static,
     {
         let spec = self.spec(None, std::panic::Location::caller());
-        self.inner.handle.spawn_local_with(
-            future,
-            outcome::finish::<F::Output>,
-            spec,
-            "TaskGroup::spawn_local",
-        )
+        let scheduler = self.inner.scheduler.clone();
+        let what = "TaskGroup::spawn_local";
+        task::spawn_local(future, outcome::finish::<F::Output>, spec, scheduler, what)
     }
 
     /// Spawns a named member whose future is not `Send`; see
@@ -415,12 +380,9 @@ impl TaskGroup {
         <F::Output as Outcome>::Value: 'static,
     {
         let spec = self.spec(Some(name.into()), std::panic::Location::caller());
-        self.inner.handle.spawn_local_with(
-            future,
-            outcome::finish::<F::Output>,
-            spec,
-            "TaskGroup::spawn_local_named",
-        )
+        let scheduler = self.inner.scheduler.clone();
+        let what = "TaskGroup::spawn_local_named";
+        task::spawn_local(future, outcome::finish::<F::Output>, spec, scheduler, what)
     }
 
     /// A handle that cancels this group and nothing else: `Clone + Send + Sync`, so a
@@ -464,8 +426,11 @@ impl TaskGroup {
     /// A nested group on the same executor: cancelling this group cancels the child (and
     /// its children) with [`CancelReason::ParentCancelled`].
     pub fn child(&self) -> TaskGroup {
-        let child =
-            TaskGroup::with_parent(self.inner.handle.clone(), false, Some(self.inner.clone()));
+        let child = TaskGroup::with_parent(
+            self.inner.scheduler.clone(),
+            false,
+            Some(self.inner.clone()),
+        );
         self.inner
             .lock()
             .children
@@ -478,17 +443,17 @@ impl TaskGroup {
 
     /// Cancels the group with [`CancelReason::Deadline`] once `duration` has passed.
     pub fn with_timeout(self, duration: Duration) -> TaskGroup {
-        let deadline = self.inner.handle.timers().deadline_after(duration);
+        let deadline = self.inner.scheduler.deadline_after(duration);
         self.with_deadline(deadline)
     }
 
     /// Cancels the group with [`CancelReason::Deadline`] at `deadline`.
     pub fn with_deadline(self, deadline: Instant) -> TaskGroup {
         let waker = futures_task::waker(Arc::new(DeadlineWaker(Arc::downgrade(&self.inner))));
-        let key = self.inner.handle.timers().insert(deadline, waker);
+        let key = self.inner.scheduler.add_timer(deadline, waker);
         let previous = self.inner.lock().deadline.replace(key);
         if let Some(previous) = previous {
-            self.inner.handle.timers().remove(previous);
+            self.inner.scheduler.remove_timer(previous);
         }
         self
     }
@@ -534,7 +499,7 @@ impl TaskGroup {
             )
         };
         if let Some(key) = deadline {
-            self.inner.handle.timers().remove(key);
+            self.inner.scheduler.remove_timer(key);
         }
         let failures: Vec<TaskError> = failures
             .into_iter()
@@ -572,7 +537,7 @@ impl Drop for TaskGroup {
         let kept = std::mem::take(&mut self.inner.lock().members);
         drop(kept);
         if let Some(key) = deadline {
-            self.inner.handle.timers().remove(key);
+            self.inner.scheduler.remove_timer(key);
         }
         // Unobserved failures whose handles are gone reach the hook here, once.
         drop(failures);

@@ -56,6 +56,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::task::Waker;
+use std::time::{Duration, Instant};
 
 use futures_task::{LocalFutureObj, LocalSpawn, SpawnError};
 
@@ -66,7 +67,10 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
-use crate::task::{self, JoinHandle, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef};
+use crate::task::{
+    self, JoinHandle, LocalSpawnRefused, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef,
+    TimerKey,
+};
 use crate::time::Timers;
 
 mod ready;
@@ -163,6 +167,28 @@ impl Schedule for LocalShared {
 
     fn owner(&self) -> &TaskOwner {
         &self.owner
+    }
+
+    /// The owner thread may spawn futures that are not `Send`: a `LocalExecutor` polls and
+    /// drops its tasks on its owner thread alone (module doc, "Threads").
+    fn local_spawn(&self) -> Result<(), LocalSpawnRefused> {
+        if self.is_owner_thread() {
+            Ok(())
+        } else {
+            Err(LocalSpawnRefused::NotTheOwnerThread)
+        }
+    }
+
+    fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
+        self.timers.insert(deadline, waker)
+    }
+
+    fn remove_timer(&self, key: TimerKey) {
+        self.timers.remove(key)
+    }
+
+    fn deadline_after(&self, duration: Duration) -> Instant {
+        self.timers.deadline_after(duration)
     }
 }
 

@@ -11,7 +11,9 @@ use super::{INJECTOR_INTERVAL, PoolShared, WATCH};
 use crate::context;
 use crate::handle::{Flavor, Handle};
 use crate::run_next::Streak;
-use crate::task::{Schedule, TaskOwner, TaskRef};
+use crate::task::{Schedule, TaskOwner, TaskRef, TimerKey};
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
 crate::loom::thread_local! {
     /// On a worker thread: which pool it belongs to (by address) and its own deque.
@@ -55,6 +57,24 @@ impl Schedule for PoolShared {
 
     fn owner(&self) -> &TaskOwner {
         &self.owner
+    }
+
+    fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
+        self.timers.insert(deadline, waker)
+    }
+
+    fn remove_timer(&self, key: TimerKey) {
+        self.timers.remove(key)
+    }
+
+    fn deadline_after(&self, duration: Duration) -> Instant {
+        self.timers.deadline_after(duration)
+    }
+
+    /// Yes: freeing 10 000 blocks that another thread allocated, two workers at once, made
+    /// a cancel-and-join 1.5 times slower (docs/performance.md, round two).
+    fn cancelling_thread_frees_blocks(&self) -> bool {
+        true
     }
 }
 

@@ -78,6 +78,8 @@ mod waker;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
 
 pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
@@ -125,7 +127,45 @@ pub(crate) trait Schedule: Send + Sync + 'static {
 
     /// The executor's registry of live tasks, counters and error sink.
     fn owner(&self) -> &TaskOwner;
+
+    /// Whether a future that is not `Send` may be spawned here, from this thread: `Ok` only
+    /// if this executor polls and drops its tasks on the current thread alone.
+    /// [`spawn_local`] relies on that (it is what [`spawn_unchecked`] requires), so an
+    /// implementation answers `Ok` only when it can promise it. The default refuses.
+    fn local_spawn(&self) -> Result<(), LocalSpawnRefused> {
+        Err(LocalSpawnRefused::MultiThreaded)
+    }
+
+    /// Adds a timer that wakes `waker` at `deadline` (by this executor's clock); returns
+    /// its key, for [`remove_timer`](Self::remove_timer).
+    fn add_timer(&self, deadline: Instant, waker: Waker) -> TimerKey;
+
+    /// Removes a timer (nothing if it already fired).
+    fn remove_timer(&self, key: TimerKey);
+
+    /// `now + duration` by this executor's clock (a manual one in tests).
+    fn deadline_after(&self, duration: Duration) -> Instant;
+
+    /// Which thread frees a cancelled group's task blocks: `false` (the default) lets each
+    /// member free its own as it ends, on the thread that runs it; `true` makes the
+    /// cancelling thread keep them and free them, for a pool whose workers would otherwise
+    /// free blocks another thread allocated (docs/performance.md, round two).
+    fn cancelling_thread_frees_blocks(&self) -> bool {
+        false
+    }
 }
+
+/// Why [`Schedule::local_spawn`] refused a future that is not `Send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LocalSpawnRefused {
+    /// The executor is single-threaded, but another thread owns it.
+    NotTheOwnerThread,
+    /// The executor runs its tasks on several threads.
+    MultiThreaded,
+}
+
+/// A timer's key: its deadline, and a number that tells timers with one deadline apart.
+pub(crate) type TimerKey = (Instant, u64);
 
 /// How a task talks to its group, if it has one. Implemented in `group/mod.rs`.
 pub(crate) trait GroupLink: Send + Sync + 'static {
@@ -268,6 +308,41 @@ where
 {
     // SAFETY: `F` and `T` are `Send`, so the contract's condition does not apply.
     unsafe { spawn_unchecked(future, into_result, spec, scheduler) }
+}
+
+/// Spawns a future that need not be `Send`, on `scheduler` if it can run it on this thread
+/// alone ([`Schedule::local_spawn`]).
+///
+/// # Panics
+///
+/// If `scheduler` refused: the message names `what` (the public function called) and says
+/// why.
+#[track_caller]
+pub(crate) fn spawn_local<F, T>(
+    future: F,
+    into_result: fn(F::Output) -> Result<T, BoxError>,
+    spec: SpawnSpec,
+    scheduler: Arc<dyn Schedule>,
+    what: &str,
+) -> JoinHandle<T>
+where
+    F: Future + 'static,
+    T: 'static,
+{
+    match scheduler.local_spawn() {
+        // SAFETY: `local_spawn` answered `Ok`, which by its contract means the scheduler
+        // polls and drops its tasks on this thread alone: what `spawn_unchecked` requires.
+        Ok(()) => unsafe { spawn_unchecked(future, into_result, spec, scheduler) },
+        Err(LocalSpawnRefused::NotTheOwnerThread) => panic!(
+            "warden: `{what}` was called on a thread that does not own the LocalExecutor; \
+             a future that is not Send can only be spawned on the executor's own thread"
+        ),
+        Err(LocalSpawnRefused::MultiThreaded) => panic!(
+            "warden: `{what}` needs a LocalExecutor, but the current executor is a \
+             multi-threaded Executor; use `spawn` with a Send future, or run a \
+             LocalExecutor"
+        ),
+    }
 }
 
 /// `into_result` for ordinary tasks: every output is a value.
