@@ -135,12 +135,10 @@ impl GroupInner {
             self.released.store(true, Ordering::Release);
             (std::mem::take(&mut state.members), state.children.clone())
         };
-        // Every member was spawned through `self.scheduler`.
-        let scheduler = &*self.scheduler;
+        // Every member was spawned through `self.scheduler`: it is their scheduler.
         let wake = |member: TaskRef| {
             if let Some(member) = crate::task::notify(member) {
-                member.header().trace_wake();
-                scheduler.schedule(member);
+                crate::task::submit(&*self.scheduler, member);
             }
         };
         // Who frees the members' blocks. On a `LocalExecutor`, the group's references move

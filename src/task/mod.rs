@@ -359,8 +359,7 @@ pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
     }
     header.cancel_reason.set(reason);
     if header.state.transition_to_cancel_requested() == state::Notified::Submit {
-        header.trace_wake();
-        header.scheduler.schedule(task.clone());
+        submit(&*header.scheduler, task.clone());
     }
 }
 
@@ -380,10 +379,20 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
         }
     }
     for task in to_queue {
-        let header = task.header();
-        header.trace_wake();
-        header.scheduler.schedule(task.clone());
+        submit(&*task.header().scheduler, task.clone());
     }
+}
+
+/// The one way a woken task reaches a run queue: after a transition answered
+/// [`Notified::Submit`](state::Notified::Submit) (the task was idle, and this caller now
+/// owes it a place in the queue), record the wake in the timeline and hand the task to its
+/// executor. Wakers, cancels and group cancels all end here.
+/// (`scheduler` is the task's own; callers that hold it elsewhere pass that copy, so the
+/// task can be moved into the queue without another reference count.)
+#[inline]
+pub(crate) fn submit(scheduler: &dyn Schedule, task: TaskRef) {
+    task.header().trace_wake();
+    scheduler.schedule(task);
 }
 
 /// Transition 1, as a waker does it, without the queueing: hands `task` back if it must

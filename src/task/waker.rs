@@ -22,17 +22,15 @@ where
 {
     fn wake(self: Arc<Self>) {
         if self.header.state.transition_to_notified() == Notified::Submit {
-            self.header.trace_wake();
             // `schedule` takes the task by value; the scheduler is borrowed from the task,
             // so hand over a second reference and let this one go after.
-            self.header.scheduler.schedule(self.clone());
+            super::submit(&*self.header.scheduler, self.clone());
         }
     }
 
     fn wake_by_ref(arc_self: &Arc<Self>) {
         if arc_self.header.state.transition_to_notified() == Notified::Submit {
-            arc_self.header.trace_wake();
-            arc_self.header.scheduler.schedule(arc_self.clone());
+            super::submit(&*arc_self.header.scheduler, arc_self.clone());
         }
     }
 }
