@@ -148,8 +148,27 @@ fn warden<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -> Durat
     total
 }
 
+/// `warden` with [`FormatOnly`] taking warden's `Info` records while it measures. `log`'s
+/// max level is `Off` again afterwards, so the rest of the run logs nothing (and warden's
+/// own error reports keep going to stderr, as without a logger).
+fn warden_logged<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -> Duration {
+    // Installed once per process; later calls fail and change nothing.
+    let _ = log::set_logger(&FORMAT_ONLY);
+    let before = LOGGED.load(Ordering::Relaxed);
+    log::set_max_level(log::LevelFilter::Info);
+    let took = warden(d, fail, iters);
+    log::set_max_level(log::LevelFilter::Off);
+    let logged = LOGGED.load(Ordering::Relaxed) - before;
+    let restarts = usize::try_from(iters).unwrap() * RESTARTS;
+    assert!(
+        logged >= restarts,
+        "warden-log: {logged} records formatted for {restarts} restarts"
+    );
+    took
+}
+
 /// Formats every record it is given into a reused buffer and drops the text: a logger's
-/// cost without its I/O. Installed for `warden-log` only (see `wardens`).
+/// cost without its I/O. Installed for `warden-log` only (see `warden_logged`).
 struct FormatOnly;
 
 thread_local! {
@@ -340,10 +359,7 @@ pub fn restart(c: &mut Criterion) {
 }
 
 /// warden's variants, each on its own executor made by `new`: `warden` (the default
-/// builder), then `warden-bt-off` for panics, or `warden-log` for errors, with
-/// [`FormatOnly`] taking warden's `Info` records while it runs. `log`'s max level is `Off`
-/// again afterwards, so the rest of the run logs nothing (and warden's own error reports
-/// keep going to stderr, as without a logger).
+/// builder), then `warden-bt-off` for panics, or `warden-log` for errors.
 fn wardens<D: Driver<S = warden::Handle>>(g: &mut Group<'_>, fail: Fail, new: fn(Builder) -> D) {
     bench_restarts(g, "warden", new(Builder::new()), fail, warden);
     match fail {
@@ -351,16 +367,6 @@ fn wardens<D: Driver<S = warden::Handle>>(g: &mut Group<'_>, fail: Fail, new: fn
             let rt = new(Builder::new().backtraces(Backtraces::Off));
             bench_restarts(g, "warden-bt-off", rt, fail, warden);
         }
-        Fail::Err => {
-            // Installed once per process; the second call (the `multi` group) fails and
-            // changes nothing.
-            let _ = log::set_logger(&FORMAT_ONLY);
-            log::set_max_level(log::LevelFilter::Info);
-            let before = LOGGED.load(Ordering::Relaxed);
-            bench_restarts(g, "warden-log", new(Builder::new()), fail, warden);
-            log::set_max_level(log::LevelFilter::Off);
-            let logged = LOGGED.load(Ordering::Relaxed) - before;
-            assert!(logged >= RESTARTS, "warden-log: {logged} records formatted");
-        }
+        Fail::Err => bench_restarts(g, "warden-log", new(Builder::new()), fail, warden_logged),
     }
 }
