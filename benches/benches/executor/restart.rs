@@ -52,7 +52,7 @@ const RESTARTS: usize = 1_000;
 /// period no iteration comes near, so neither ever gives up but both keep the window.
 const INTENSITY: usize = RESTARTS;
 const PERIOD: Duration = Duration::from_secs(3600);
-/// What every failing child panics with, or returns as its `Err`.
+/// What every failing child panics with in `restart/panic`.
 pub const MESSAGE: &str = "restart: the child failed";
 
 /// How the failing children fail.
@@ -61,6 +61,22 @@ enum Fail {
     Panic,
     Err,
 }
+
+/// What a failing child returns in `restart/err`: a small error value, so that warden's
+/// boxing it (into the `TaskError`) allocates once, as for most real error types (a
+/// `&str` would cost two, a unit struct none).
+#[derive(Debug)]
+struct ChildFailed {
+    start: usize,
+}
+
+impl std::fmt::Display for ChildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "restart: start {} failed", self.start)
+    }
+}
+
+impl std::error::Error for ChildFailed {}
 
 /// One iteration: how many times the child was started, and when its last start was first
 /// polled.
@@ -105,13 +121,13 @@ impl ChildRun {
 }
 
 impl Future for ChildRun {
-    type Output = Result<(), &'static str>;
+    type Output = Result<(), ChildFailed>;
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.nth < RESTARTS {
             return match self.run.fail {
                 Fail::Panic => std::panic::panic_any(MESSAGE),
-                Fail::Err => Poll::Ready(Err(MESSAGE)),
+                Fail::Err => Poll::Ready(Err(ChildFailed { start: self.nth })),
             };
         }
         *self.run.last_poll.lock().unwrap() = Some(Instant::now());
@@ -250,7 +266,7 @@ async fn tokio_loop(run: Arc<Run>) -> Result<usize, &'static str> {
 
 type Caught<T> = Result<T, Box<dyn Any + Send>>;
 type AsyncChild = CatchUnwind<AssertUnwindSafe<ChildRun>>;
-type AsyncChildTask = async_executor::Task<Caught<Result<(), &'static str>>>;
+type AsyncChildTask = async_executor::Task<Caught<Result<(), ChildFailed>>>;
 
 /// The same loop on async-executor (either executor: `spawn` is its `spawn`), which
 /// does not catch a task's panic: the child is wrapped in `catch_unwind`.
