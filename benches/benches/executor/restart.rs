@@ -12,7 +12,10 @@
 //! just before the supervisor (or the loop) is spawned until that last child's first poll,
 //! so the time of an iteration divided by [`RESTARTS`] is the cost of one restart: the
 //! failure, the supervisor noticing it, its bookkeeping, and spawning and first polling
-//! the next child. The supervisor's own end after that is not timed.
+//! the next child. The supervisor's own end after that is not timed, and with it the
+//! freeing of warden's restart history (1 000 entries, its cap): a supervisor that keeps
+//! restarting past the cap frees an entry per restart (`docs/performance.md`, "Restart
+//! cost", has the instructions that costs).
 //!
 //! Groups `restart/panic/{mode}` (each failing child panics at its first poll) and
 //! `restart/err/{mode}` (it returns `Err` instead), the modes as for the other workloads.
