@@ -3,9 +3,10 @@
 
     python3 benches/report.py [--out docs/benchmarks.md]
 
-(`benches/` is the workspace member that holds the benchmark, `benches/benches/executor.rs`,
-and the examples that measure the peers; paths here are from the repository root, found
-from this file's place, so the script can be run from any directory.)
+(`benches/` is the workspace member that holds the benchmark, `benches/benches/executor.rs`
+with its module `executor/restart.rs`, and the examples that measure the peers; paths here
+are from the repository root, found from this file's place, so the script can be run from
+any directory.)
 
 Reads, under criterion's output directory ($CRITERION_HOME, else
 $CARGO_TARGET_DIR/criterion, else the workspace's target/criterion):
@@ -34,6 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Restarts per iteration of the `restart` workloads (`RESTARTS` in benches/benches/executor/restart.rs).
+RESTARTS = 1_000
+
 # Workloads in report order: (name, what one iteration does, operations per iteration, unit).
 WORKLOADS = [
     ("spawn_many", "a task spawns 10 000 trivial tasks and awaits every handle", 10_000, "task"),
@@ -44,10 +48,13 @@ WORKLOADS = [
     ("panic_storm", "10 000 tasks, every 10th panics, all awaited", 10_000, "task"),
     ("cancel_group", "10 000 pending tasks cancelled; timed from the cancel until every future is dropped", 10_000, "task"),
     ("group_overhead", "yield_many on warden: members of one TaskGroup vs plain spawn", 200_000, "yield"),
+    ("restart/panic", "a supervised child panics at its first poll and is restarted, 1 000 times in a row; timed "
+     "until the last restarted child's first poll", RESTARTS, "restart"),
+    ("restart/err", "the same with a child that returns `Err`", RESTARTS, "restart"),
 ]
 MODES = ["single", "multi"]
 PEERS = ["tokio", "async-executor", "futures"]
-RUNTIME_ORDER = ["warden", "warden-bt-off", "warden-each", "warden-group", "warden-plain"] + PEERS
+RUNTIME_ORDER = ["warden", "warden-bt-off", "warden-log", "warden-each", "warden-group", "warden-plain"] + PEERS
 MODE_RUNTIMES = {
     "single": "warden `LocalExecutor`, tokio `current_thread`, async-executor `LocalExecutor`, futures `LocalPool`",
     "multi": "warden `Executor` (2 workers), tokio `multi_thread` (2 workers), async-executor `Executor` "
@@ -57,6 +64,11 @@ MODE_RUNTIMES = {
 # polled again at once, on the same thread, without going back to a queue, so a yield
 # there is not a yield.
 NOT_A_REAL_YIELD = {("yield_many", "multi", "futures")}
+# warden's variants in the `restart` workloads, with their labels.
+RESTART_VARIANTS = {
+    "restart/panic": [("warden", "warden, `Backtraces::Always`"), ("warden-bt-off", "warden-bt-off, `Backtraces::Off`")],
+    "restart/err": [("warden", None), ("warden-log", "warden-log, a logger formatting each record")],
+}
 
 
 def target_dir():
@@ -113,6 +125,10 @@ def fmt_time(ns):
     if ns >= 1e3:
         return f"{ns / 1e3:.3g} µs"
     return f"{ns:.3g} ns"
+
+
+def fmt_us(ns):
+    return f"{ns / 1e3:.2f} µs"
 
 
 def fmt_cell(est):
@@ -295,7 +311,7 @@ def main():
         variants = {
             "panic_storm": [("warden", "warden, `Backtraces::Always`"), ("warden-bt-off", "warden-bt-off, `Backtraces::Off`")],
             "cancel_group": [("warden", "warden, `TaskGroup::cancel`"), ("warden-each", "warden-each, `JoinHandle::cancel` per task")],
-        }.get(workload, [("warden", None)])
+        }.get(workload, RESTART_VARIANTS.get(workload, [("warden", None)]))
         for runtime, label in variants:
             cells, any_cell = [], False
             for mode in MODES:
@@ -393,6 +409,42 @@ def main():
                          f"| {fmt_ratio(a / o)} |")
     table(w, "| mode | warden / best peer | warden-bt-off / best peer | warden / warden-bt-off |", lines)
 
+    # restart detail
+    w("## Restart cost")
+    w("")
+    w("One child under a warden `Supervisor` (`OneForOne`, the child `Transient`) fails and is")
+    w(f"restarted {fmt_int(RESTARTS)} times in a row; an iteration is timed from spawning the supervisor until")
+    w(f"the last restarted child's first poll, so its median divided by {fmt_int(RESTARTS)} is the cost of one")
+    w("restart, from the failure to the restarted child's first poll. The peers run the restart")
+    w("loop people write by hand, as a task: spawn the child, await its handle, restart it after")
+    w("a panic or an `Err`, keeping an intensity window (the restart times within the period, as")
+    w("a supervisor must to give up); async-executor's child is wrapped in `catch_unwind`. In")
+    w("`restart/panic` the child panics, in `restart/err` it returns `Err`. `warden` captures a")
+    w("backtrace per panic (`Backtraces::Always`, the default), `warden-bt-off` does not (an")
+    w("`Err` has none). warden logs each restart with `log::info!`: `warden-log` runs with a")
+    w("logger that formats each record (and writes it nowhere); every other variant runs without")
+    w("a logger, where that costs one atomic load and nothing reaches stderr.")
+    w("")
+    lines = []
+    for workload, _, _, _ in WORKLOADS:
+        if workload not in RESTART_VARIANTS:
+            continue
+        for runtime, label in RESTART_VARIANTS[workload]:
+            for mode in MODES:
+                row = results.get((workload, mode), {})
+                best = best_peer(workload, mode, row)
+                if runtime not in row or not best:
+                    continue
+                ours = row[runtime]["median"]
+                tokio = row.get("tokio")
+                name = f"{workload} ({label})" if label else workload
+                lines.append(
+                    f"| {name} | {mode} | {fmt_us(ours / RESTARTS)} "
+                    + (f"| {fmt_us(tokio['median'] / RESTARTS)} | {fmt_ratio(ours / tokio['median'])} " if tokio else "| – | – ")
+                    + f"| {fmt_us(best[0] / RESTARTS)} ({best[1]}) | {fmt_ratio(ours / best[0])} |")
+    table(w, "| workload | mode | warden per restart | tokio per restart | warden / tokio "
+             "| best peer per restart | warden / best peer |", lines)
+
     # Per-workload medians.
     w("## Medians per workload")
     w("")
@@ -474,6 +526,9 @@ def main():
     w("* `cancel_group` compares warden's one `TaskGroup::cancel` with the peers' per-task")
     w("  abort (tokio `JoinHandle::abort`, async-executor dropping the `Task`, futures")
     w("  `AbortHandle::abort`); `warden-each` is warden's per-task `JoinHandle::cancel`.")
+    w("* `restart/panic` and `restart/err` compare a supervised restart with the loop written by")
+    w("  hand: warden's supervisor also turns each failure into a `TaskError` (with a backtrace")
+    w("  under `Backtraces::Always`), keeps it in its history, and logs it.")
     spread = []
     for mode in MODES:
         a = results.get(("yield_many", mode), {}).get("warden")

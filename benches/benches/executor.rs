@@ -41,11 +41,16 @@
 //!   dropped; futures: `AbortHandle::abort` on each (`futures::future::abortable`);
 //! * `group_overhead`: `yield_many` on warden only, every task spawned into one
 //!   `TaskGroup` and the group joined (`warden-group`) vs plain spawn (`warden-plain`).
+//! * `restart` (in `executor/restart.rs`): one child under a supervisor fails (`panic`,
+//!   or `err`: returns `Err`) and is restarted, 1 000 times in a row; timed until the last
+//!   restarted child's first poll. warden's `Supervisor` (`warden`, and `warden-bt-off` or
+//!   `warden-log`) against the restart loop written by hand on tokio and async-executor
+//!   (futures has no peer here). Groups `restart/panic/{mode}` and `restart/err/{mode}`.
 //!
 //! Panics: `main` installs a panic hook before any warden executor exists, so warden's
 //! own hook (installed with the first executor, chained to the previous one) still
-//! captures task panics. That hook stays quiet about `panic_storm`'s own panics while it
-//! runs, and passes every other panic to the default hook.
+//! captures task panics. That hook stays quiet about `panic_storm`'s and `restart`'s own
+//! panics while they run, and passes every other panic to the default hook.
 //!
 //! A full run takes 20 samples per benchmark, after 1 s of warm-up, over 3 s of
 //! measurement. `WARDEN_BENCH_QUICK=1` cuts that to 10 samples, 0.5 s and 1 s, and turns
@@ -70,6 +75,9 @@ use futures::future::{AbortHandle, Map, RemoteHandle, abortable};
 use futures::task::{AtomicWaker, LocalSpawnExt, SpawnExt};
 use futures::{FutureExt, executor::LocalPool, executor::ThreadPool};
 use warden::{Backtraces, Builder, TaskError};
+
+#[path = "executor/restart.rs"]
+mod restart;
 
 const SPAWN_MANY: usize = 10_000;
 const YIELD_TASKS: usize = 200;
@@ -983,8 +991,9 @@ fn chained_spawn(c: &mut Criterion) {
     every_runtime!(c, "chained_spawn", bench, chained_spawn);
 }
 
-/// Silences the default panic output for the storm's own panics while `panic_storm` runs
-/// (see `main`); any other panic, a failed assertion included, is still printed.
+/// Silences the default panic output for the storm's own panics while `panic_storm` runs,
+/// and for the failing children's while `restart` runs (see `main`); any other panic, a
+/// failed assertion included, is still printed.
 static QUIET_PANICS: AtomicBool = AtomicBool::new(false);
 
 /// warden for `panic_storm`: a no-op error hook (every handle is awaited, so it sees
@@ -1164,7 +1173,8 @@ fn write_run_info(
 fn main() {
     // Installed before any warden executor exists: warden's own panic hook (installed
     // with the first executor) chains to this one, so warden keeps capturing task panics,
-    // and everything else reaches the default hook unless `panic_storm` is running.
+    // and everything else reaches the default hook unless `panic_storm` or `restart` is
+    // running.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let payload = info.payload();
@@ -1172,8 +1182,8 @@ fn main() {
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied());
-        let storm = message.is_some_and(|m| m.starts_with(STORM_MESSAGE));
-        if !(storm && QUIET_PANICS.load(Ordering::SeqCst)) {
+        let ours = message.is_some_and(|m| m.starts_with(STORM_MESSAGE) || m == restart::MESSAGE);
+        if !(ours && QUIET_PANICS.load(Ordering::SeqCst)) {
             default_hook(info);
         }
     }));
@@ -1204,6 +1214,7 @@ fn main() {
     panic_storm(&mut c);
     cancel_group(&mut c);
     group_overhead(&mut c);
+    restart::restart(&mut c);
 
     c.final_summary();
     if measuring {
