@@ -2,8 +2,8 @@
 //! against its peers (tokio, async-executor, futures), kept apart so that warden's own
 //! build and test suite never compile the peers or criterion.
 //!
-//! * `benches/executor.rs`: the criterion benchmarks, `cargo bench -p warden-bench`
-//!   (run from the repository root); `report.py` turns a run into `docs/benchmarks.md`.
+//! * `benches/executor.rs`: the criterion benchmarks, `cargo bench -p warden-bench` (from
+//!   anywhere in the workspace); `report.py` turns a run into `docs/benchmarks.md`.
 //! * `examples/hot_paths.rs`: one hot path at a time, for callgrind
 //!   (`cargo build --release -p warden-bench --example hot_paths`).
 //! * `examples/memory.rs`: bytes per pending task

@@ -28,10 +28,10 @@
 //! * `warden-bt-off` (`panic` only): the same, `Backtraces::Off`;
 //! * `warden-log` (`err` only): the same as `warden`, with a logger at `Info` that formats
 //!   each record it gets (into a buffer, never written anywhere): a real logger's cost,
-//!   less its I/O. Every restart is logged (`log::info!`, target `warden`, the cause in
-//!   full). Without a logger, as in every other benchmark here, `log`'s max level is `Off`
-//!   and `log::info!` costs one atomic load: warden writes that line neither to stderr nor
-//!   anywhere else (only its error reports, `report::emit`, fall back to stderr);
+//!   less its I/O. Every restart is logged (at `info`, target `warden`, the cause in
+//!   full). A program with no logger installed gets that line on stderr (warden's reports
+//!   fall back to stderr); the other variants run with a logger installed that takes no
+//!   record (`enabled` is `false`), the cost of a logger that filters warden's `info` out;
 //! * `tokio`: the loop people write, spawned as a task: `tokio::spawn` the child, await its
 //!   handle, restart after a panic (`JoinError::is_panic`) or an `Err`, with the
 //!   bookkeeping a supervisor needs to give up (an intensity window, [`Window`]);
@@ -141,11 +141,13 @@ impl Future for ChildRun {
 // ---------------------------------------------------------------------------------------
 // warden.
 
-/// One supervisor per iteration, spawned as a task. Each restart is logged with
-/// `log::info!`; with no logger installed (every variant but `warden-log`), `log`'s max
-/// level is `Off` and that costs one atomic load: nothing is formatted, nothing reaches
-/// stderr.
+/// One supervisor per iteration, spawned as a task. Each restart is logged at `info`,
+/// through [`FormatOnly`], which takes no record unless `warden-log` turned it on.
 fn warden<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -> Duration {
+    // Installed once per process; later calls fail and change nothing. Without a logger,
+    // every restart line would go to stderr.
+    let _ = log::set_logger(&FORMAT_ONLY);
+    log::set_max_level(log::LevelFilter::Info);
     let handle = d.spawner();
     let mut total = Duration::ZERO;
     for _ in 0..iters {
@@ -167,16 +169,13 @@ fn warden<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -> Durat
     total
 }
 
-/// `warden` with [`FormatOnly`] taking warden's `Info` records while it measures. `log`'s
-/// max level is `Off` again afterwards, so the rest of the run logs nothing (and warden's
-/// own error reports keep going to stderr, as without a logger).
+/// `warden` with [`FormatOnly`] taking warden's `Info` records while it measures, and
+/// taking none again afterwards.
 fn warden_logged<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -> Duration {
-    // Installed once per process; later calls fail and change nothing.
-    let _ = log::set_logger(&FORMAT_ONLY);
     let before = LOGGED.load(Ordering::Relaxed);
-    log::set_max_level(log::LevelFilter::Info);
+    FORMATTING.store(true, Ordering::Relaxed);
     let took = warden(d, fail, iters);
-    log::set_max_level(log::LevelFilter::Off);
+    FORMATTING.store(false, Ordering::Relaxed);
     let logged = LOGGED.load(Ordering::Relaxed) - before;
     let restarts = usize::try_from(iters).unwrap() * RESTARTS;
     assert!(
@@ -186,9 +185,13 @@ fn warden_logged<D: Driver<S = warden::Handle>>(d: &D, fail: Fail, iters: u64) -
     took
 }
 
-/// Formats every record it is given into a reused buffer and drops the text: a logger's
-/// cost without its I/O. Installed for `warden-log` only (see `warden_logged`).
+/// While [`FORMATTING`] is set (`warden-log`), formats every record it is given into a
+/// reused buffer and drops the text: a logger's cost without its I/O. Otherwise it takes
+/// no record, like a logger that filters warden's `info` out.
 struct FormatOnly;
+
+/// Set by `warden_logged` while it measures.
+static FORMATTING: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
@@ -199,7 +202,7 @@ static LOGGED: AtomicUsize = AtomicUsize::new(0);
 
 impl log::Log for FormatOnly {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
+        FORMATTING.load(Ordering::Relaxed) && metadata.level() <= log::Level::Info
     }
 
     fn log(&self, record: &log::Record<'_>) {
