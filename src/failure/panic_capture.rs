@@ -149,27 +149,21 @@ pub(crate) fn catch_panics<R>(
     mode: Backtraces,
     f: impl FnOnce() -> R,
 ) -> Result<R, Box<dyn Any + Send>> {
-    /// Restores the enclosing scope's capture (also if a panic unwinds past it, which
-    /// `catch_unwind` prevents, but the guard costs nothing more than the plain restore).
-    struct Restore(Option<Capture>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CAPTURING.with(|c| c.set(self.0));
-        }
-    }
     let capture = Capture {
         mode,
         recorded: false,
     };
-    let restore = Restore(CAPTURING.with(|c| c.replace(Some(capture))));
+    let enclosing = CAPTURING.with(|c| c.replace(Some(capture)));
     // A record left behind by a panic that task code caught itself is not cleared before
     // `f` runs (that would cost every poll an access to `CAPTURED`): a new panic replaces
     // it, and a normal return clears it below.
     let result = panic::catch_unwind(AssertUnwindSafe(f));
-    if result.is_ok() && CAPTURING.with(Cell::get).is_some_and(|c| c.recorded) {
+    // `catch_unwind` returns whatever `f` did, so this always runs: restore the enclosing
+    // scope's capture, and learn in the same access whether this scope recorded a panic.
+    let ours = CAPTURING.with(|c| c.replace(enclosing));
+    if result.is_ok() && ours.is_some_and(|c| c.recorded) {
         drop(take_captured());
     }
-    drop(restore);
     result
 }
 

@@ -32,6 +32,7 @@ impl LocalShared {
 
     /// Moves every task of the remote queue to the back of the ready queue. Owner thread
     /// only.
+    #[inline]
     pub(super) fn take_remote(&self) {
         if self.remote_queued.load(Ordering::Acquire) {
             let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
@@ -41,6 +42,7 @@ impl LocalShared {
     }
 
     /// The next ready task. Owner thread only.
+    #[inline]
     pub(super) fn pop(&self) -> Option<TaskRef> {
         if let Some(task) = self.with_ready(Ready::pop) {
             return Some(task);
@@ -51,6 +53,7 @@ impl LocalShared {
 
     /// Opens or closes the next slot until the returned guard is dropped, which restores
     /// what it was (also if a panic unwinds past it). Owner thread only.
+    #[inline]
     pub(super) fn set_slot_open(&self, open: bool) -> SlotSetting<'_> {
         let previous = self.with_ready(|ready| std::mem::replace(&mut ready.slot_open, open));
         SlotSetting {
