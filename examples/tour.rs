@@ -161,12 +161,10 @@ fn main() {
         }
     });
     let err = result.unwrap_err();
-    println!(
-        "    group report: {} failure, {} cancelled, reason: {}",
-        err.failures().len(),
-        err.cancelled(),
-        err.reason().expect("cancelled")
-    );
+    // The report's first line counts failures and cancellations and names the sibling
+    // whose failure cancelled the rest (the failures follow, one per line).
+    let summary = err.to_string();
+    println!("    group report: {}", summary.lines().next().unwrap_or_default());
     println!("    destructors run: {}", dropped.load(Ordering::SeqCst));
 
     println!();
