@@ -164,7 +164,10 @@ fn main() {
     // The report's first line counts failures and cancellations and names the sibling
     // whose failure cancelled the rest (the failures follow, one per line).
     let summary = err.to_string();
-    println!("    group report: {}", summary.lines().next().unwrap_or_default());
+    println!(
+        "    group report: {}",
+        summary.lines().next().unwrap_or_default()
+    );
     println!("    destructors run: {}", dropped.load(Ordering::SeqCst));
 
     println!();
