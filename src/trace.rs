@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::failure::{CancelReason, TaskError};
+use crate::failure::{CancelReason, SiblingFailed, TaskError};
 use crate::hook::TaskExit;
 use crate::task::TaskInfo;
 
@@ -169,11 +169,12 @@ impl Tracer {
 
     /// A task ended: failures and cancellations are marked on its timeline (a completion
     /// is the end of its last poll, already there).
-    pub(crate) fn ended(&self, info: &TaskInfo, exit: &TaskExit<'_>) {
+    /// `sibling` is the failure that cancelled a group member, to name it in the event.
+    pub(crate) fn ended(&self, info: &TaskInfo, exit: &TaskExit<'_>, sibling: Option<&TaskError>) {
         match exit {
             TaskExit::Completed => {}
             TaskExit::Failed(error) => self.failed(error),
-            TaskExit::Cancelled(reason) => self.cancelled(info, reason),
+            TaskExit::Cancelled(reason) => self.cancelled(info, reason, sibling),
         }
     }
 
@@ -190,8 +191,12 @@ impl Tracer {
         );
     }
 
-    fn cancelled(&self, info: &TaskInfo, reason: &CancelReason) {
-        let args = vec![("reason", reason.to_string())];
+    fn cancelled(&self, info: &TaskInfo, reason: &CancelReason, sibling: Option<&TaskError>) {
+        let reason = match (reason, sibling) {
+            (CancelReason::SiblingFailed(_), Some(sibling)) => SiblingFailed(sibling).to_string(),
+            _ => reason.to_string(),
+        };
+        let args = vec![("reason", reason)];
         self.instant(format!("cancel {}", label(info)), info, args);
     }
 

@@ -556,6 +556,28 @@ rt_test! {
         let events = read_trace(&dir.path().join("trace.json"));
         assert!(events.iter().any(|e| e.str("name").is_some_and(|n| n.starts_with("spawn "))));
     }
+
+    fn a_cancel_event_names_the_sibling_that_failed(flavor) {
+        let file = TempPath::new(&format!("sibling-{flavor:?}"));
+        let rt = flavor.build(Builder::new().trace(file.path()));
+        let (bystander_id, failed_id) = rt.block_on(async {
+            let group = warden::TaskGroup::new();
+            let bystander = group.spawn_named("bystander", std::future::pending::<()>());
+            warden::yield_now().await;
+            let fails = group.spawn_named("fails", async { Err::<(), _>("disk full") });
+            let ids = (bystander.id(), fails.id());
+            assert!(group.join().await.is_err());
+            ids
+        });
+        rt.shutdown();
+        let events = read_trace(file.path());
+        let cancel = instant(&events, "cancel", bystander_id);
+        assert_eq!(
+            cancel.arg("reason"),
+            Some(format!("sibling task 'fails' {failed_id} failed: disk full").as_str()),
+            "{cancel:?}"
+        );
+    }
 }
 
 /// A small workload with a failure and a cancellation.

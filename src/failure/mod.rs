@@ -33,6 +33,7 @@ pub(crate) use panic_capture::{
     catch_panics, drop_logged, drop_payload, install_panic_hook, payload_message, rearm_capture,
     wake_guarded,
 };
+pub(crate) use task_error::SiblingFailed;
 pub use task_error::TaskError;
 
 use std::error::Error;

@@ -284,17 +284,22 @@ impl TaskError {
                 (CancelReason::Explicit(Some(msg)), _) => write!(f, " was cancelled: {msg}"),
                 (CancelReason::Explicit(None), _) => f.write_str(" was cancelled explicitly"),
                 (CancelReason::SiblingFailed(_), Some(sibling)) => {
-                    // "sibling task 'charge' #4 failed: panicked at src/pay.rs:3:5: declined"
-                    write!(
-                        f,
-                        " was cancelled: sibling {}{}",
-                        sibling.task(),
-                        OneLineEnding(sibling)
-                    )
+                    write!(f, " was cancelled: {}", SiblingFailed(sibling))
                 }
                 (reason, _) => write!(f, " was cancelled: {reason}"),
             },
         }
+    }
+}
+
+/// Why a task was cancelled when a sibling failed, naming the sibling and its failure on
+/// one line: `sibling task 'charge' #4 failed: panicked at src/pay.rs:3:5: declined`. For
+/// a cancelled member's report and the trace's cancel event.
+pub(crate) struct SiblingFailed<'a>(pub(crate) &'a TaskError);
+
+impl fmt::Display for SiblingFailed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sibling {}{}", self.0.task(), OneLineEnding(self.0))
     }
 }
 

@@ -274,7 +274,7 @@ where
         owner.metrics.ended(&view);
         // Both observers are off unless configured: one test each, without a call.
         if owner.tracer.is_some() || owner.on_exit.is_some() {
-            report_exit(owner, &header.info, &view);
+            report_exit(owner, header, &view);
         }
         if let Some(group) = &header.group {
             group.member_exited(header.info.id(), &view, watch.as_ref());
@@ -458,9 +458,17 @@ fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &T
 }
 
 /// Tells the outcome hook and the tracer how a task ended.
-fn report_exit(owner: &TaskOwner, info: &TaskInfo, exit: &TaskExit<'_>) {
+fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
+    let info = &header.info;
     if let Some(tracer) = &owner.tracer {
-        tracer.ended(info, exit);
+        // A member cancelled because a sibling failed: the event names that sibling.
+        let sibling = match exit {
+            TaskExit::Cancelled(CancelReason::SiblingFailed(_)) => {
+                header.group.as_ref().and_then(|g| g.sibling_failure())
+            }
+            _ => None,
+        };
+        tracer.ended(info, exit, sibling.as_ref());
     }
     if let Some(hook) = &owner.on_exit {
         if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, exit)) {
