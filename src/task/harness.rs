@@ -2,9 +2,9 @@
 //!
 //! [`Task::run`](RawTask::run) is the whole life of a poll:
 //!
-//! 1. transition 2 (`transition_to_running`), which is also where a task's own cancel flag
-//!    is seen; then the group's flag (one atomic load). A cancelled task's future is dropped
-//!    instead of polled.
+//! 1. the cancel-at-poll check (its rules are in `cancel.rs`): transition 2
+//!    (`transition_to_running`), which also sees the task's own cancel flag, then the
+//!    group's flag. A cancelled task's future is dropped instead of polled.
 //! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc` (`waker_ref`:
 //!    no clone, no reference-count traffic unless the future keeps the waker). A future
 //!    that returns `Ready` is dropped right there, under the same guard.
@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 use futures_task::waker_ref;
 
 use super::TaskOwner;
+use super::cancel::group_reason;
 use super::state::{ToIdle, ToRunning};
 use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
@@ -389,6 +390,8 @@ where
     }
 
     fn run(self: Arc<Self>) -> Option<TaskRef> {
+        // The cancel-at-poll check (the rules are in `cancel.rs`): the task's own flag is a
+        // bit of the state word, seen by transition 2 itself; then the group's flag.
         match self.header.state.transition_to_running() {
             ToRunning::Dead => None,
             ToRunning::Cancel => {
@@ -396,20 +399,13 @@ where
                 self.cancel_now(reason);
                 None
             }
-            ToRunning::Poll => {
-                // The cancel-at-poll check, second half. The task's own flag is a bit of the
-                // state word, seen by transition 2 itself; the group's flag belongs to the
-                // group (one for all members), so it is read here, right after: one atomic
-                // load when not cancelled.
-                let group_reason = self.header.group.as_ref().and_then(|g| g.cancel_reason());
-                match group_reason {
-                    Some(reason) => {
-                        self.cancel_now(reason);
-                        None
-                    }
-                    None => self.poll_future(),
+            ToRunning::Poll => match group_reason(&self.header) {
+                Some(reason) => {
+                    self.cancel_now(reason);
+                    None
                 }
-            }
+                None => self.poll_future(),
+            },
         }
     }
 }

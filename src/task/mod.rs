@@ -48,7 +48,7 @@
 //!    comes second learns that the other has happened: if the handle is dropped after
 //!    completion, the handle drops the result; if completion comes after the handle was
 //!    dropped, the completing thread drops it.
-//! 4. **The cancel reason** is a set-once slot (`CancelSlot`, one word), written before
+//! 4. **The cancel reason** is a set-once slot ([`cancel::CancelSlot`]), written before
 //!    `CANCELLED` is set; the first reason wins.
 //! 5. **The join waker** sits behind a mutex. The handle stores its waker, then sets the
 //!    `JOIN_WAKER` bit, an atomic operation on the state word that also re-checks
@@ -65,6 +65,8 @@
 //! future or output that is not `Send`; [`spawn_unchecked`] is `unsafe` for exactly that
 //! reason, and its contract keeps such a task on one thread.
 
+mod cancel;
+mod cancel_slot;
 pub(crate) mod current;
 mod harness;
 mod header;
@@ -85,6 +87,7 @@ pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
 pub use location::Location;
 
+pub(crate) use cancel::{cancel, cancel_all};
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
 
@@ -286,8 +289,7 @@ where
         Err(_closed) => {
             // The executor has shut down: the task never runs. Run it once here so that the
             // normal cancel path drops the future and resolves the handle.
-            header.cancel_reason.set(CancelReason::Shutdown);
-            let _ = header.state.transition_to_cancel_requested();
+            cancel::request(header, CancelReason::Shutdown);
             let requeue = task_ref.run();
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
@@ -348,39 +350,6 @@ where
 /// `into_result` for ordinary tasks: every output is a value.
 pub(crate) fn plain<T>(value: T) -> Result<T, BoxError> {
     Ok(value)
-}
-
-/// Requests cancellation of `task` with `reason` and wakes it, so that a poller drops its
-/// future promptly. The first reason given wins.
-pub(crate) fn cancel(task: &TaskRef, reason: CancelReason) {
-    let header = task.header();
-    if header.state.load().is_complete() {
-        return;
-    }
-    header.cancel_reason.set(reason);
-    if header.state.transition_to_cancel_requested() == state::Notified::Submit {
-        submit(&*header.scheduler, task.clone());
-    }
-}
-
-/// Cancels every task in `tasks` with `reason`, in two phases: all cancel flags are set
-/// first, then the tasks that were idle are queued. No task can be polled in between with
-/// its flag still clear, whatever order they are queued (or woken by each other) in.
-pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
-    let mut to_queue = Vec::new();
-    for task in tasks {
-        let header = task.header();
-        if header.state.load().is_complete() {
-            continue;
-        }
-        header.cancel_reason.set(reason.clone());
-        if header.state.transition_to_cancel_requested() == state::Notified::Submit {
-            to_queue.push(task);
-        }
-    }
-    for task in to_queue {
-        submit(&*task.header().scheduler, task.clone());
-    }
 }
 
 /// The one way a woken task reaches a run queue: after a transition answered
