@@ -144,8 +144,8 @@ impl GroupInner {
         // Who frees the members' blocks. On a `LocalExecutor`, the group's references move
         // into the run queue, and each block is freed as its member ends, while it is
         // still in cache. On a pool, the cancelling thread frees them, not the workers:
-        // freeing 10 000 blocks that another thread allocated, two workers at once, made
-        // the cancel-and-join 1.5 times slower (see docs/performance.md, round two). Once
+        // freeing many blocks that another thread allocated, two workers at once, slowed
+        // the cancel-and-join down (measured in docs/performance.md, round two). Once
         // every member is woken, it drops its references to the members that have ended
         // by then, while the workers are still ending the rest; the group keeps the others
         // until the `TaskGroup` is dropped (after `join`), and that thread frees them.

@@ -71,8 +71,8 @@ impl Schedule for PoolShared {
         self.timers.deadline_after(duration)
     }
 
-    /// Yes: freeing 10 000 blocks that another thread allocated, two workers at once, made
-    /// a cancel-and-join 1.5 times slower (docs/performance.md, round two).
+    /// Yes: freeing many blocks that another thread allocated, two workers at once, slowed
+    /// a cancel-and-join down (measured in docs/performance.md, round two).
     fn cancelling_thread_frees_blocks(&self) -> bool {
         true
     }
