@@ -17,22 +17,20 @@
 //!
 //! Build the executor once, outside the benchmark, and pass it by reference: criterion
 //! calls `block_on` once per batch of iterations (warm-up, then every sample), and the
-//! same executor serves every call.
+//! same executor serves every call. In a bench target (`harness = false`), finish with
+//! `criterion_group!(benches, spawn_join); criterion_main!(benches);`.
 //!
-//! ```
+//! ```no_run
 //! use criterion::Criterion;
-//! use std::time::Duration;
 //!
-//! let ex = warden::LocalExecutor::new();
-//! let mut c = Criterion::default()
-//!     .sample_size(10)
-//!     .warm_up_time(Duration::from_millis(10))
-//!     .measurement_time(Duration::from_millis(20))
-//!     .without_plots();
-//! c.bench_function("spawn_join", |b| {
-//!     b.to_async(&ex)
-//!         .iter(|| async { warden::spawn(async { 1 }).await.unwrap() })
-//! });
+//! fn spawn_join(c: &mut Criterion) {
+//!     let ex = warden::LocalExecutor::new();
+//!     c.bench_function("spawn_join", |b| {
+//!         b.to_async(&ex)
+//!             .iter(|| async { warden::spawn(async { 1 }).await.unwrap() })
+//!     });
+//! }
+//! # spawn_join(&mut Criterion::default());
 //! ```
 //!
 //! # Semantics
@@ -43,8 +41,9 @@
 //!
 //! * inside the routine, `warden::spawn`, `spawn_local` (on a `LocalExecutor`) and
 //!   `TaskGroup::new` target the executor, so a benchmark can spawn and join tasks;
-//! * tasks the routine spawned and did not await stay on the executor after `block_on`
-//!   returns and run during the next call (or are cancelled when the executor is dropped);
+//! * tasks the routine spawned and did not await are not waited for: they stay on the
+//!   executor (a pool's workers go on running them, a `LocalExecutor` runs them whenever
+//!   it is next driven) until they end or the executor is dropped, which cancels them;
 //! * a panic in the routine's future unwinds out of `block_on`, and so out of criterion's
 //!   `iter` and `bench_function`, to the caller; the executor stays usable. A panic in a
 //!   spawned task does not unwind: it is the task's failure, returned by its `JoinHandle`
@@ -52,9 +51,10 @@
 //! * `block_on` panics when called from inside a warden task or another `block_on` on the
 //!   same thread, so `to_async` cannot run inside a warden executor.
 //!
-//! An [`Executor`] passed by value lives as long as the `to_async` bencher, one call of the
-//! benchmark's closure: its workers start and stop around every sample. Pass `&ex` to
-//! measure the tasks rather than the pool's start-up and shutdown.
+//! An executor passed by value (`b.to_async(Executor::new())`) lives as long as the
+//! `to_async` bencher: one call of the benchmark's closure, one sample. Building and
+//! dropping it are not timed, but every sample then starts on a fresh executor (for a pool,
+//! freshly started workers). Pass `&ex` to measure one executor in its steady state.
 
 use std::future::Future;
 
@@ -62,8 +62,9 @@ use criterion::async_executor::AsyncExecutor;
 
 use crate::{Executor, LocalExecutor};
 
-/// Runs criterion's async benchmarks on the worker pool; the benchmark's future runs on the
-/// bench thread, its spawned tasks on the workers. See [`Executor::block_on`].
+/// With the `criterion` feature: runs criterion's async benchmarks (`b.to_async(ex)`) on
+/// the worker pool; the benchmark's future runs on the bench thread, the tasks it spawns on
+/// the workers. See [`Executor::block_on`].
 impl AsyncExecutor for Executor {
     #[track_caller]
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
@@ -71,8 +72,9 @@ impl AsyncExecutor for Executor {
     }
 }
 
-/// Runs criterion's async benchmarks on the worker pool, borrowed: one executor serves
-/// every sample. See [`Executor::block_on`].
+/// With the `criterion` feature: runs criterion's async benchmarks (`b.to_async(&ex)`) on
+/// the worker pool, borrowed, so one executor serves every sample. See
+/// [`Executor::block_on`].
 impl AsyncExecutor for &Executor {
     #[track_caller]
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
@@ -80,8 +82,9 @@ impl AsyncExecutor for &Executor {
     }
 }
 
-/// Runs criterion's async benchmarks on the bench thread, the benchmark's future and its
-/// spawned tasks together. See [`LocalExecutor::block_on`].
+/// With the `criterion` feature: runs criterion's async benchmarks (`b.to_async(ex)`) on
+/// the bench thread, the benchmark's future and the tasks it spawns together. See
+/// [`LocalExecutor::block_on`].
 impl AsyncExecutor for LocalExecutor {
     #[track_caller]
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
@@ -89,8 +92,9 @@ impl AsyncExecutor for LocalExecutor {
     }
 }
 
-/// Runs criterion's async benchmarks on the bench thread, borrowed: one executor serves
-/// every sample. See [`LocalExecutor::block_on`].
+/// With the `criterion` feature: runs criterion's async benchmarks (`b.to_async(&ex)`) on
+/// the bench thread, borrowed, so one executor serves every sample. See
+/// [`LocalExecutor::block_on`].
 impl AsyncExecutor for &LocalExecutor {
     #[track_caller]
     fn block_on<T>(&self, future: impl Future<Output = T>) -> T {

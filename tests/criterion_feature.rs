@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use criterion::async_executor::AsyncExecutor;
-use warden::{Builder, Executor, LocalExecutor};
+use warden::{Builder, LocalExecutor};
 
 use support::{bounded, escaped};
 
@@ -186,8 +186,12 @@ fn a_panicking_task_is_a_failure_in_its_handle() {
         assert_eq!(err.unwrap_err().panic_message(), Some("task failed"));
     }
     bounded(|| {
-        check(&LocalExecutor::new());
-        check(&Executor::new());
+        let local = LocalExecutor::new();
+        check(&local);
+        check(local);
+        let pool = Builder::new().worker_threads(2).build();
+        check(&pool);
+        check(pool);
     });
 }
 
