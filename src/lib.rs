@@ -187,6 +187,8 @@ mod block_on;
 mod builder;
 mod clock;
 mod context;
+#[cfg(feature = "criterion")]
+mod criterion_support;
 mod failure;
 mod group;
 mod handle;

@@ -4,6 +4,8 @@
 //!
 //! * `benches/executor.rs`: the criterion benchmarks, `cargo bench -p warden-bench` (from
 //!   anywhere in the workspace); `report.py` turns a run into `docs/benchmarks.md`.
+//! * `benches/to_async.rs`: warden's `criterion` feature at work, `b.to_async(&ex)` on both
+//!   executors (the README's example; not in `report.py`'s tables).
 //! * `examples/hot_paths.rs`: one hot path at a time, for callgrind
 //!   (`cargo build --release -p warden-bench --example hot_paths`).
 //! * `examples/memory.rs`: bytes per pending task
