@@ -67,6 +67,7 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
+use crate::stall::watchdog::Watchdog;
 use crate::task::{
     self, JoinHandle, LocalSpawnRefused, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef,
     TimerKey,
@@ -125,6 +126,8 @@ pub(crate) struct LocalShared {
     pub(crate) timers: Timers,
     /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
     shutdown: ShutdownRequest,
+    /// Samples the owner thread's polls, when the blocking threshold is on.
+    watchdog: Option<std::sync::Arc<Watchdog>>,
 }
 
 // SAFETY: every field but `ready` is `Send + Sync` on its own. `ready` is only touched on
@@ -269,6 +272,11 @@ impl LocalExecutor {
         crate::failure::install_panic_hook();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let owner_token = context::thread_token();
+        let watchdog = builder.blocking_threshold.map(|threshold| {
+            let thread = std::thread::current().name().map(String::from);
+            let name = format!("{}-watchdog", builder.thread_name);
+            Watchdog::start(threshold, builder.stall_hook(), vec![thread], name)
+        });
         let shared = Arc::new(LocalShared {
             owner: TaskOwner::new(
                 builder.owner_config(sink.clone()),
@@ -282,6 +290,7 @@ impl LocalExecutor {
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
             shutdown: ShutdownRequest::new(),
+            watchdog,
         });
         let owner_thread = shared.thread.clone();
         shared
@@ -403,10 +412,11 @@ impl LocalExecutor {
         self.shared.take_remote();
         let mut ran = 0;
         let _open = self.shared.set_slot_open(true);
+        let poll_slot = self.shared.watchdog.as_ref().map(|w| w.slot(0));
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    if let Some(again) = task.run() {
+                    if let Some(again) = task.run(poll_slot) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));
@@ -557,8 +567,11 @@ impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.shutdown();
         // No `block_on` can be running any more (it borrows the executor): nobody will fire
-        // the timers again.
+        // the timers again, and no task will be polled.
         self.shared.timers.clear();
+        if let Some(watchdog) = &self.shared.watchdog {
+            watchdog.stop();
+        }
     }
 }
 

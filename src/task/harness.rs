@@ -26,10 +26,11 @@ use futures_task::waker_ref;
 
 use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
-use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
+use super::{GroupLink, Header, PollSlot, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
 use crate::hook::{FailureWatch, TaskExit};
+use crate::stall::{Stall, StallKind, call_hook};
 
 /// A task: header, stage, and how to turn the future's output into the task's result.
 pub(crate) struct Task<F: Future, T> {
@@ -137,9 +138,12 @@ where
 
     /// Polls the future once. The caller holds `RUNNING`. Returns the task if it must be
     /// queued again.
-    fn poll_future(self: Arc<Self>) -> Option<TaskRef> {
+    fn poll_future(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
+        if let Some(slot) = slot {
+            slot.begin(&self.header);
+        }
         // Tracing off takes the first branch, which is exactly the untraced poll.
         let polled = match &owner.tracer {
             None => self.poll_once(owner),
@@ -155,6 +159,11 @@ where
                 polled
             }
         };
+        if let Some(slot) = slot {
+            if let Some(blocking) = slot.end(&self.header) {
+                report_blocking_end(owner, slot, blocking);
+            }
+        }
         match polled {
             Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
@@ -388,7 +397,7 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>) -> Option<TaskRef> {
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         match self.header.state.transition_to_running() {
             ToRunning::Dead => None,
             ToRunning::Cancel => {
@@ -407,7 +416,7 @@ where
                         self.cancel_now(reason);
                         None
                     }
-                    None => self.poll_future(),
+                    None => self.poll_future(slot),
                 }
             }
         }
@@ -479,4 +488,16 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
             crate::failure::drop_payload(payload);
         }
     }
+}
+
+/// The second report of a blocking poll, made by its own thread when it returns.
+#[cold]
+#[inline(never)]
+fn report_blocking_end(owner: &TaskOwner, slot: &PollSlot, blocking: super::poll_slot::Blocking) {
+    let kind = StallKind::Blocking {
+        elapsed: blocking.elapsed,
+        finished: true,
+    };
+    let stall = Stall::new(blocking.task, kind, slot.thread_name().map(Into::into));
+    call_hook(&*owner.on_stall, &stall);
 }

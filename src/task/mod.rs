@@ -72,6 +72,7 @@ mod id;
 mod join;
 mod location;
 mod owner;
+mod poll_slot;
 pub(crate) mod slab;
 pub(crate) mod state;
 mod waker;
@@ -87,6 +88,7 @@ pub use location::Location;
 
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
+pub(crate) use poll_slot::PollSlot;
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::{FailureWatch, TaskExit};
@@ -111,8 +113,12 @@ pub(crate) trait RawTask: Send + Sync {
     /// Returns the task itself if it was woken during the poll and must go back on the run
     /// queue: the caller, which is the executor, queues it (so the requeue costs no
     /// reference counting at all).
+    ///
+    /// `slot` is the polling thread's slot for the watchdog, if one watches it: the poll
+    /// is announced there, and a poll the watchdog reported as blocking is reported again,
+    /// finished, when it returns.
     #[must_use = "a task returned by run must be queued again"]
-    fn run(self: Arc<Self>) -> Option<TaskRef>;
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef>;
 }
 
 /// How a task talks to the executor that runs it.
@@ -288,7 +294,7 @@ where
             // normal cancel path drops the future and resolves the handle.
             header.cancel_reason.set(CancelReason::Shutdown);
             let _ = header.state.transition_to_cancel_requested();
-            let requeue = task_ref.run();
+            let requeue = task_ref.run(None);
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
     }
