@@ -16,16 +16,14 @@
 //! Panics are data here: user code (the future's `poll` and `Drop`, the output's `Drop`)
 //! always runs inside [`catch_panics`], and what it throws becomes the task's failure.
 
-use crate::loom::{Arc, UnsafeCell};
+use crate::loom::{Arc, Ordering, UnsafeCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_task::waker_ref;
-
 use super::TaskOwner;
-use super::state::{ToIdle, ToRunning};
+use super::state::{Snapshot, ToIdle, ToRunning};
 use super::{GroupLink, Header, PollSlot, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
@@ -168,6 +166,10 @@ where
             Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
                 ToIdle::Idle => None,
+                ToIdle::Unreachable(state) => {
+                    super::lost::unreachable(self, state);
+                    None
+                }
             },
             Polled::Ready(output) => {
                 let exit = self.exit_for(output);
@@ -203,7 +205,7 @@ where
     /// under the same guard, so a finishing task sets up one guard, not two.
     #[inline(always)]
     fn poll_once(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
-        let waker = waker_ref(self);
+        let waker = self.borrowed_waker();
         let mut cx = Context::from_waker(&waker);
         let _task = super::current::enter_task(self.header.info.id());
         let caught = catch_panics(owner.backtraces, || {
@@ -332,6 +334,8 @@ where
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),
                 }
+                let awaiting = super::lost::awaiting_id(super::current::current_task());
+                header.awaited_by.store(awaiting, Ordering::Release);
             }
             // Rule 5: announce the waker (once), re-checking in the same operation. Once
             // announced, the slot's lock orders a later store against the completer's
@@ -342,6 +346,9 @@ where
                 header.state.set_join_waker()
             };
             if !now.is_complete() {
+                if now.is_unreachable() {
+                    super::lost::check_deadlock(header);
+                }
                 return Poll::Pending;
             }
         }
@@ -371,8 +378,9 @@ where
         }
     }
 
-    /// For the handle: it is being dropped or detached (transition 7).
-    pub(super) fn release_handle(&self) {
+    /// For the handle: it is being dropped or detached (transition 7). Returns the state
+    /// after.
+    pub(super) fn release_handle(&self) -> Snapshot {
         let before = self.header.state.drop_handle();
         // A waker the handle left behind belongs to whoever awaited it; it may be that very
         // task, or one that this task awaits, and keeping it here would keep both alive.
@@ -385,6 +393,7 @@ where
             let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
             drop_unread(stage, &self.header.info);
         }
+        before.without_handle()
     }
 }
 

@@ -1,10 +1,10 @@
 //! The part of a task that does not depend on its future's type.
 
-use crate::loom::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::task::Waker;
 
 use super::state::State;
-use super::{GroupLink, Schedule, TaskInfo};
+use super::{GroupLink, Schedule, TaskId, TaskInfo};
 use crate::failure::CancelReason;
 
 /// Shared by the executor, the wakers, the handle and the group. The field rules are in
@@ -24,6 +24,9 @@ pub(crate) struct Header {
     pub(crate) group: Option<Arc<dyn GroupLink>>,
     /// The task's key in its owner's registry; written once, before the task is queued.
     pub(crate) owner_key: AtomicUsize,
+    /// The id of the task that last stored a waker in `join_waker` (0: none, or a
+    /// `block_on`), for a deadlock report.
+    pub(crate) awaited_by: AtomicU64,
 }
 
 impl Header {
@@ -41,6 +44,7 @@ impl Header {
             scheduler,
             group,
             owner_key: AtomicUsize::new(usize::MAX),
+            awaited_by: AtomicU64::new(0),
         }
     }
 
@@ -49,6 +53,11 @@ impl Header {
         self.cancel_reason
             .get()
             .unwrap_or(CancelReason::Explicit(None))
+    }
+
+    /// The task that awaits this task's handle, if a task does.
+    pub(crate) fn awaited_by(&self) -> Option<TaskId> {
+        TaskId::from_u64(self.awaited_by.load(Ordering::Acquire))
     }
 
     /// Records a wake in the task timeline, if tracing is on.
@@ -80,7 +89,7 @@ impl Header {
 /// `SiblingFailed(_)`) are stored as small codes, so cancelling a task with one of them
 /// allocates nothing; the others are boxed, and the word holds the box's address. A heap
 /// address of a `CancelReason` is a multiple of its alignment (8), so it never equals a
-/// code (1 to 5), and 0 means "not set".
+/// code (1 to 6), and 0 means "not set".
 pub(crate) struct CancelSlot {
     word: AtomicUsize,
 }
@@ -90,7 +99,8 @@ const DEADLINE: usize = 2;
 const PARENT_CANCELLED: usize = 3;
 const GROUP_DROPPED: usize = 4;
 const SHUTDOWN: usize = 5;
-const LAST_CODE: usize = SHUTDOWN;
+const LOST_WAKER: usize = 6;
+const LAST_CODE: usize = LOST_WAKER;
 
 const _: () = assert!(std::mem::align_of::<CancelReason>() > LAST_CODE);
 
@@ -109,6 +119,7 @@ impl CancelSlot {
             CancelReason::ParentCancelled => PARENT_CANCELLED,
             CancelReason::GroupDropped => GROUP_DROPPED,
             CancelReason::Shutdown => SHUTDOWN,
+            CancelReason::LostWaker => LOST_WAKER,
             boxed => {
                 // Already set: do not allocate for a reason that would lose anyway.
                 if self.word.load(Ordering::Acquire) != 0 {
@@ -143,6 +154,7 @@ impl CancelSlot {
             PARENT_CANCELLED => Some(CancelReason::ParentCancelled),
             GROUP_DROPPED => Some(CancelReason::GroupDropped),
             SHUTDOWN => Some(CancelReason::Shutdown),
+            LOST_WAKER => Some(CancelReason::LostWaker),
             // SAFETY: a word above the codes is the address of a box that `set` published
             // (the Acquire load pairs with its release, so the contents are visible), and
             // the box is freed only in `drop`, which cannot run while `&self` is borrowed.

@@ -71,6 +71,7 @@ mod header;
 mod id;
 mod join;
 mod location;
+mod lost;
 mod owner;
 mod poll_slot;
 pub(crate) mod slab;

@@ -158,8 +158,7 @@ impl PollSlot {
         // task until it has seen `READING` go (`end_watched`): the header is alive.
         let task = unsafe { (*header).info.clone() };
         *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = Some((task.clone(), since));
-        self.current
-            .store(current | REPORTED, Ordering::Release);
+        self.current.store(current | REPORTED, Ordering::Release);
         Some(Blocking { task, elapsed })
     }
 }
