@@ -139,29 +139,19 @@ where
     fn poll_future(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
-        if let Some(slot) = slot {
-            slot.begin(&self.header);
-        }
-        // Tracing off takes the first branch, which is exactly the untraced poll.
-        let polled = match &owner.tracer {
-            None => self.poll_once(owner),
-            Some(tracer) => {
-                let started = tracer.poll_start();
-                let polled = self.poll_once(owner);
-                let outcome = match &polled {
-                    Polled::Pending => "pending",
-                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
-                    Polled::Panicked(_) => "panicked",
-                };
-                tracer.poll_end(&self.header.info, started, outcome);
+        // One test of `slot` per poll: without a watchdog, the first arm is exactly the
+        // unwatched poll.
+        let polled = match slot {
+            None => self.poll_traced(owner),
+            Some(slot) => {
+                slot.begin(&self.header);
+                let polled = self.poll_traced(owner);
+                if !slot.end(&self.header) {
+                    report_blocking_end(owner, slot);
+                }
                 polled
             }
         };
-        if let Some(slot) = slot {
-            if let Some(blocking) = slot.end(&self.header) {
-                report_blocking_end(owner, slot, blocking);
-            }
-        }
         match polled {
             Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
@@ -187,6 +177,26 @@ where
                 let failure = TaskError::from_panic(self.header.info.clone(), payload);
                 self.drop_then_finish(Exit::Failed(failure));
                 None
+            }
+        }
+    }
+
+    /// [`poll_once`](Self::poll_once), recorded in the timeline when tracing is on.
+    #[inline(always)]
+    fn poll_traced(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
+        // Tracing off takes the first branch, which is exactly the untraced poll.
+        match &owner.tracer {
+            None => self.poll_once(owner),
+            Some(tracer) => {
+                let started = tracer.poll_start();
+                let polled = self.poll_once(owner);
+                let outcome = match &polled {
+                    Polled::Pending => "pending",
+                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
+                    Polled::Panicked(_) => "panicked",
+                };
+                tracer.poll_end(&self.header.info, started, outcome);
+                polled
             }
         }
     }
@@ -502,7 +512,10 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
 /// The second report of a blocking poll, made by its own thread when it returns.
 #[cold]
 #[inline(never)]
-fn report_blocking_end(owner: &TaskOwner, slot: &PollSlot, blocking: super::poll_slot::Blocking) {
+fn report_blocking_end(owner: &TaskOwner, slot: &PollSlot) {
+    let Some(blocking) = slot.end_watched() else {
+        return;
+    };
     let kind = StallKind::Blocking {
         elapsed: blocking.elapsed,
         finished: true,

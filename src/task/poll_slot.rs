@@ -66,23 +66,23 @@ impl PollSlot {
             .store(header as *const Header as usize, Ordering::Release);
     }
 
-    /// The poll begun with [`begin`](Self::begin) returned. If the watchdog reported it,
-    /// returns the task and the poll's length since the watchdog first saw it.
+    /// The poll begun with [`begin`](Self::begin) returned. `true` if the watchdog never
+    /// marked it; otherwise the caller must call [`end_watched`](Self::end_watched) before
+    /// it lets go of the task.
     #[inline]
-    pub(crate) fn end(&self, header: &Header) -> Option<Blocking> {
+    pub(crate) fn end(&self, header: &Header) -> bool {
         let address = header as *const Header as usize;
-        match self
-            .current
+        self.current
             .compare_exchange(address, 0, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => None,
-            Err(_) => self.end_watched(),
-        }
+            .is_ok()
     }
 
-    /// [`end`](Self::end) for a poll the watchdog has marked.
+    /// [`end`](Self::end) for a poll the watchdog has marked: waits for a claim to go,
+    /// then empties the slot. If the watchdog reported the poll, returns the task and the
+    /// poll's length since the watchdog first saw it.
     #[cold]
-    fn end_watched(&self) -> Option<Blocking> {
+    #[inline(never)]
+    pub(crate) fn end_watched(&self) -> Option<Blocking> {
         loop {
             let now = self.current.load(Ordering::Acquire);
             if now & READING != 0 {

@@ -269,21 +269,24 @@ impl State {
         .1
     }
 
-    /// Transition 3: the poll returned `Pending`.
+    /// Transition 3: the poll returned `Pending`. Clears [`RUNNING`]; the verdict depends
+    /// only on what the word held, so one read-modify-write does it, with no
+    /// compare-and-swap loop: `RUNNING` is set (this thread holds it), so subtracting it
+    /// clears it, and a subtraction that returns the old word is one instruction on x86
+    /// (`lock xadd`), where a `fetch_and` whose result is used is a loop.
     #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        self.update(|s| {
-            debug_assert!(s.is_running(), "idle without running: {s:?}");
-            let next = s.0 & !RUNNING;
-            if s.is_scheduled() {
-                (Some(next), ToIdle::Requeue)
-            } else if Snapshot(next).is_unreachable() {
-                (Some(next), ToIdle::Unreachable(Snapshot(next)))
-            } else {
-                (Some(next), ToIdle::Idle)
-            }
-        })
-        .1
+        let before = Snapshot(self.word.fetch_sub(RUNNING, AcqRel));
+        debug_assert!(before.is_running(), "idle without running: {before:?}");
+        let after = Snapshot(before.0 & !RUNNING);
+        if after.is_scheduled() {
+            ToIdle::Requeue
+        } else if after.0 < WAKER_ONE {
+            // Not scheduled, not running, never complete while running, and no waker.
+            ToIdle::Unreachable(after)
+        } else {
+            ToIdle::Idle
+        }
     }
 
     /// Transition 6: the poller stored the result. Returns the state before, whose
