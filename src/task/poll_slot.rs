@@ -12,7 +12,8 @@
 //! compare-exchange at the end of the poll then fails, waits for the claim to go before
 //! it lets go of the task. The claim lasts for a clone of the task's [`TaskInfo`].
 
-use crate::loom::{AtomicUsize, Mutex, Ordering};
+use crate::loom::{Mutex, Ordering};
+use std::sync::atomic::AtomicPtr;
 use std::time::{Duration, Instant};
 
 use super::{Header, TaskInfo};
@@ -29,8 +30,9 @@ const _: () = assert!(std::mem::align_of::<Header>() > FLAGS);
 
 /// One polling thread's slot (module doc).
 pub(crate) struct PollSlot {
-    /// The polled task's header address with the flags above, or 0 between polls.
-    current: AtomicUsize,
+    /// The polled task's header, with the flags above in its low bits (it is aligned to
+    /// more than they need), or null between polls.
+    current: AtomicPtr<Header>,
     /// The reported poll's task and when the watchdog first saw it; written by the
     /// watchdog under its claim, taken by the poller when the poll ends.
     reported: Mutex<Option<(TaskInfo, Instant)>>,
@@ -47,7 +49,7 @@ pub(crate) struct Blocking {
 impl PollSlot {
     pub(crate) fn new(thread_name: Option<String>) -> PollSlot {
         PollSlot {
-            current: AtomicUsize::new(0),
+            current: AtomicPtr::new(std::ptr::null_mut()),
             reported: Mutex::new(None),
             thread_name,
         }
@@ -62,8 +64,7 @@ impl PollSlot {
     #[inline]
     pub(crate) fn begin(&self, header: &Header) {
         // Release: a watchdog that reads the address (acquire) sees the header's contents.
-        self.current
-            .store(header as *const Header as usize, Ordering::Release);
+        self.current.store(as_ptr(header), Ordering::Release);
     }
 
     /// The poll begun with [`begin`](Self::begin) returned. `true` if the watchdog never
@@ -71,9 +72,13 @@ impl PollSlot {
     /// it lets go of the task.
     #[inline]
     pub(crate) fn end(&self, header: &Header) -> bool {
-        let address = header as *const Header as usize;
         self.current
-            .compare_exchange(address, 0, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                as_ptr(header),
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -85,18 +90,23 @@ impl PollSlot {
     pub(crate) fn end_watched(&self) -> Option<Blocking> {
         loop {
             let now = self.current.load(Ordering::Acquire);
-            if now & READING != 0 {
+            if now.addr() & READING != 0 {
                 std::thread::yield_now();
                 continue;
             }
             if self
                 .current
-                .compare_exchange(now, 0, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    now,
+                    std::ptr::null_mut(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_err()
             {
                 continue; // the watchdog claimed it meanwhile
             }
-            if now & REPORTED == 0 {
+            if now.addr() & REPORTED == 0 {
                 return None;
             }
             let (task, since) = self
@@ -121,22 +131,27 @@ impl PollSlot {
         now: Instant,
     ) -> Option<Blocking> {
         let current = self.current.load(Ordering::Acquire);
-        if current == 0 {
+        if current.is_null() {
             *seen_at = None;
             return None;
         }
-        if current & SEEN == 0 {
+        if current.addr() & SEEN == 0 {
             // A poll not seen before (a new poll overwrites the flags).
             if self
                 .current
-                .compare_exchange(current, current | SEEN, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    current,
+                    with_flags(current, SEEN),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 *seen_at = Some(now);
             }
             return None;
         }
-        if current & REPORTED != 0 {
+        if current.addr() & REPORTED != 0 {
             return None;
         }
         let since = *seen_at.get_or_insert(now);
@@ -147,18 +162,30 @@ impl PollSlot {
         self.current
             .compare_exchange(
                 current,
-                current | READING,
+                with_flags(current, READING),
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
             .ok()?;
-        let header = (current & !FLAGS) as *const Header;
+        let header = current.map_addr(|address| address & !FLAGS);
         // SAFETY: the claim succeeded, so the poll that stored this address has not ended
         // (its `end` would have replaced the word), and its poller holds a reference to the
         // task until it has seen `READING` go (`end_watched`): the header is alive.
         let task = unsafe { (*header).info.clone() };
         *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = Some((task.clone(), since));
-        self.current.store(current | REPORTED, Ordering::Release);
+        self.current
+            .store(with_flags(current, REPORTED), Ordering::Release);
         Some(Blocking { task, elapsed })
     }
+}
+
+/// The pointer a poll stores: the header's address, no flags.
+#[inline]
+fn as_ptr(header: &Header) -> *mut Header {
+    (header as *const Header).cast_mut()
+}
+
+/// `pointer` with `flags` set in its low bits (same provenance).
+fn with_flags(pointer: *mut Header, flags: usize) -> *mut Header {
+    pointer.map_addr(|address| address | flags)
 }
