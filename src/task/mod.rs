@@ -201,6 +201,10 @@ pub(crate) struct SpawnSpec {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) location: &'static std::panic::Location<'static>,
     pub(crate) group: Option<Arc<dyn GroupLink>>,
+    /// The task's handle goes to an owner that awaits it, among other things, for as long
+    /// as the task runs, and cancels it when it must (a supervisor's child): waiting on it
+    /// is never a deadlock, so none is reported (`lost.rs`).
+    pub(crate) awaited_by_owner: bool,
 }
 
 impl SpawnSpec {
@@ -211,6 +215,7 @@ impl SpawnSpec {
             name: name.map(Arc::from),
             location: std::panic::Location::caller(),
             group: None,
+            awaited_by_owner: false,
         }
     }
 }
@@ -279,6 +284,10 @@ where
     // SAFETY: forwarded from this function's own contract.
     let task = unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group) };
     let header = task.header();
+    if spec.awaited_by_owner {
+        // As if its deadlock had been reported already: none will be.
+        header.state.mark_stall_reported();
+    }
     let owner = header.scheduler.owner();
     owner.metrics.spawned();
     if let Some(tracer) = &owner.tracer {
