@@ -165,8 +165,11 @@ impl Future for ForgetsItsWaker {
     }
 }
 
+/// Each cancelled task's id and cancel reason (`Debug`), as the outcome hook saw them.
+type Exits = Arc<Mutex<Vec<(TaskId, String)>>>;
+
 /// Records every task's exit reason.
-fn exits_hook(builder: Builder) -> (Builder, Arc<Mutex<Vec<(TaskId, String)>>>) {
+fn exits_hook(builder: Builder) -> (Builder, Exits) {
     let exits = Arc::new(Mutex::new(Vec::new()));
     let builder = builder.on_task_exit({
         let exits = exits.clone();
