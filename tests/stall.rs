@@ -354,3 +354,33 @@ mod lost {
         }
     }
 }
+
+/// A supervisor awaits every running child's handle (and cancels them itself): a child
+/// that waits, waker-less, to be cancelled is no deadlock.
+#[test]
+fn supervisor_children_waiting_to_be_cancelled_are_not_deadlocks() {
+    let reports = Reports::default();
+    let ex = reports.builder(None).build_local();
+    let sup = warden::Supervisor::new(warden::Strategy::OneForAll)
+        .child(warden::Child::new("service", || {
+            std::future::pending::<()>()
+        }))
+        .child(
+            warden::Child::new("short", || async {
+                for _ in 0..20 {
+                    warden::yield_now().await;
+                }
+                Err::<(), _>("done")
+            })
+            .restart(warden::Restart::Temporary),
+        );
+    let sup = ex.spawn(sup.run());
+    ex.block_on(async {
+        for _ in 0..50 {
+            warden::yield_now().await;
+        }
+    });
+    sup.cancel();
+    let _ = ex.block_on(sup);
+    assert!(reports.all().is_empty(), "{:?}", reports.all());
+}
