@@ -58,8 +58,6 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use futures_task::{LocalFutureObj, LocalSpawn, SpawnError};
-
 use crate::block_on::{self, ShutdownRequest};
 use crate::builder::Builder;
 use crate::context;
@@ -74,6 +72,7 @@ use crate::task::{
 };
 use crate::time::Timers;
 
+mod futures_spawn;
 mod ready;
 
 use ready::Ready;
@@ -127,7 +126,7 @@ pub(crate) struct LocalShared {
     /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
     shutdown: ShutdownRequest,
     /// Samples the owner thread's polls, when the blocking threshold is on.
-    watchdog: Option<std::sync::Arc<Watchdog>>,
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 // SAFETY: every field but `ready` is `Send + Sync` on its own. `ready` is only touched on
@@ -272,11 +271,8 @@ impl LocalExecutor {
         crate::failure::install_panic_hook();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let owner_token = context::thread_token();
-        let watchdog = builder.blocking_threshold.map(|threshold| {
-            let thread = std::thread::current().name().map(String::from);
-            let name = format!("{}-watchdog", builder.thread_name);
-            Watchdog::start(threshold, builder.stall_hook(), vec![thread], name)
-        });
+        let this_thread = std::thread::current().name().map(String::from);
+        let watchdog = Watchdog::for_builder(builder, vec![this_thread]);
         let shared = Arc::new(LocalShared {
             owner: TaskOwner::new(
                 builder.owner_config(sink.clone()),
@@ -569,27 +565,10 @@ impl Drop for LocalExecutor {
         // No `block_on` can be running any more (it borrows the executor): nobody will fire
         // the timers again, and no task will be polled.
         self.shared.timers.clear();
-        if let Some(watchdog) = &self.shared.watchdog {
-            watchdog.stop();
-        }
-    }
-}
-
-impl LocalSpawn for LocalExecutor {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        if self.shared.owner.is_closed() {
-            return Err(SpawnError::shutdown());
-        }
-        self.spawn(future).detach();
-        Ok(())
-    }
-
-    fn status_local(&self) -> Result<(), SpawnError> {
-        if self.shared.owner.is_closed() {
-            Err(SpawnError::shutdown())
-        } else {
-            Ok(())
-        }
+        self.shared
+            .watchdog
+            .iter()
+            .for_each(|watchdog| watchdog.stop());
     }
 }
 

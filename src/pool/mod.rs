@@ -218,13 +218,8 @@ impl Executor {
         let stealers = deques.iter().map(Worker::stealer).collect();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let (timer_wake, timer_rx) = crossbeam_channel::bounded(1);
-        let watchdog = builder.blocking_threshold.map(|threshold| {
-            let names = (0..n)
-                .map(|index| Some(format!("{}-{}", builder.thread_name, index)))
-                .collect();
-            let name = format!("{}-watchdog", builder.thread_name);
-            Watchdog::start(threshold, builder.stall_hook(), names, name)
-        });
+        let names = (0..n).map(|i| Some(format!("{}-{i}", builder.thread_name)));
+        let watchdog = Watchdog::for_builder(builder, names.collect());
         let shared = Arc::new(PoolShared {
             // About four registry shards per worker: two workers ending tasks at the same
             // moment rarely need the same lock.

@@ -60,6 +60,22 @@ impl Watchdog {
         watchdog
     }
 
+    /// Starts a watchdog for an executor built by `builder` whose polling threads are
+    /// named `threads`, if the builder's blocking threshold is on.
+    pub(crate) fn for_builder(
+        builder: &crate::Builder,
+        threads: Vec<Option<String>>,
+    ) -> Option<Arc<Watchdog>> {
+        let threshold = builder.blocking_threshold?;
+        let name = format!("{}-watchdog", builder.thread_name);
+        Some(Watchdog::start(
+            threshold,
+            builder.stall_hook(),
+            threads,
+            name,
+        ))
+    }
+
     /// The slot of polling thread `index`.
     pub(crate) fn slot(&self, index: usize) -> &PollSlot {
         &self.slots[index]
