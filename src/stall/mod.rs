@@ -129,10 +129,10 @@ impl fmt::Display for Stall {
             ),
             StallKind::LostWaker => write!(
                 f,
-                "{task} (spawned at {site}) returned Pending and dropped its last waker, with no handle and no \
-                 group: nothing could ever wake or cancel it, so it was freed (cancelled \
-                 with reason LostWaker); a future must keep the waker it was given until it \
-                 wakes it"
+                "{task} (spawned at {site}) returned Pending and no waker for it is left \
+                 anywhere; with no handle and no group, nothing could ever wake or cancel it, \
+                 so it was freed (cancelled with reason LostWaker); a future must keep the \
+                 waker it was given until it wakes it"
             ),
             StallKind::Deadlock { awaited_by } => write!(
                 f,
