@@ -5,8 +5,9 @@
 //! 1. transition 2 (`transition_to_running`), which is also where a task's own cancel flag
 //!    is seen; then the group's flag (one atomic load). A cancelled task's future is dropped
 //!    instead of polled.
-//! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc` (`waker_ref`:
-//!    no clone, no reference-count traffic unless the future keeps the waker). A future
+//! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc`
+//!    (`borrowed_waker`: no clone, no reference-count traffic, not counted among the
+//!    task's wakers, unless the future keeps a clone). A future
 //!    that returns `Ready` is dropped right there, under the same guard.
 //! 3. `Pending`: transition 3, re-queueing the task if it was woken meanwhile.
 //!    `Ready` or a panic: drop the future (if the poll did not), store the result unless
@@ -210,7 +211,7 @@ where
         }
     }
 
-    /// `catch_unwind(poll)`, with the task's own waker borrowed (`waker_ref`) and the task
+    /// `catch_unwind(poll)`, with the task's own waker borrowed (`borrowed_waker`) and the task
     /// set as the thread's current one. A future that returns `Ready` is dropped in place
     /// under the same guard, so a finishing task sets up one guard, not two.
     #[inline(always)]

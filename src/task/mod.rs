@@ -8,9 +8,11 @@
 //!
 //! # State
 //!
-//! The header's state word (see [`state`]) has six bits: `SCHEDULED`, `RUNNING`,
-//! `COMPLETE`, `CANCELLED`, `HANDLE` and `JOIN_WAKER`. The lifecycle, with the transitions as named in
-//! `state.rs`:
+//! The header's state word (see [`state`]) has six bits for the lifecycle: `SCHEDULED`,
+//! `RUNNING`, `COMPLETE`, `CANCELLED`, `HANDLE` and `JOIN_WAKER`; a seventh,
+//! `STALL_REPORTED`, and above it the count of the task's live wakers (`waker.rs`, "Waker
+//! accounting"; `lost.rs` for what happens when it reaches zero while the task is idle).
+//! The lifecycle, with the transitions as named in `state.rs`:
 //!
 //! ```text
 //!                   spawn
