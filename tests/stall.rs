@@ -96,6 +96,17 @@ mod blocking {
             assert!(text.contains("'spinner'") && text.contains(file!()), "{text}");
         }
 
+        /// After an idle spell (every polling thread parked, the watchdog dozing), the
+        /// first poll that blocks is still reported while it blocks.
+        fn a_spin_after_an_idle_spell_is_reported(flavor) {
+            let reports = Reports::default();
+            let rt = flavor.build(reports.builder(Some(THRESHOLD)));
+            rt.block_on(warden::sleep(Duration::from_millis(300)));
+            let flag = reports.blocking.clone();
+            let spinner = rt.spawn(async move { spin_until(&flag) });
+            assert!(rt.block_on(spinner).unwrap(), "no report came while the task spun");
+        }
+
         /// Threshold off: a long poll is nobody's business.
         fn no_report_with_the_threshold_off(flavor) {
             let reports = Reports::default();

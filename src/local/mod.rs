@@ -223,6 +223,7 @@ impl LocalShared {
             }
         }
         self.sleeping.store(false, Ordering::SeqCst);
+        self.watchdog.iter().for_each(|w| w.polling_thread_woke());
     }
 
     /// `true` on the thread that created the executor.
@@ -288,6 +289,14 @@ impl LocalExecutor {
             shutdown: ShutdownRequest::new(),
             watchdog,
         });
+        if let Some(watchdog) = &shared.watchdog {
+            let weak = Arc::downgrade(&shared);
+            let parked = move || {
+                weak.upgrade()
+                    .is_some_and(|s| s.sleeping.load(Ordering::SeqCst))
+            };
+            watchdog.set_all_parked(Box::new(parked));
+        }
         let owner_thread = shared.thread.clone();
         shared
             .timers

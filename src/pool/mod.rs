@@ -253,6 +253,11 @@ impl Executor {
                     shared.hand_off_blocked(index);
                 }
             }));
+            let weak = Arc::downgrade(&shared);
+            watchdog.set_all_parked(Box::new(move || {
+                weak.upgrade()
+                    .is_some_and(|s| s.idle.all_idle(s.slots.len()))
+            }));
         }
         let weak = Arc::downgrade(&shared);
         shared.timers.set_notify(Box::new(move || {

@@ -279,6 +279,10 @@ fn park_worker(
             }
         },
     );
+    // Off the idle list now (the count was taken down, `SeqCst`, by us or a pusher).
+    if let Some(watchdog) = &shared.watchdog {
+        watchdog.polling_thread_woke();
+    }
     // Woken by a pusher (`searching`): there is work to look for first.
     if !watched || searching {
         return (searching, None);

@@ -3,7 +3,12 @@
 //!
 //! It wakes every quarter of the threshold (at most every millisecond), looks at one word
 //! per polling thread, and sleeps again: between samples it costs nothing, and a poll pays
-//! only a store and a compare-exchange (`PollSlot`). It holds its executor's watchdog
+//! only a store and a compare-exchange (`PollSlot`). While every polling thread is parked
+//! (the executor is idle) it *dozes*: it parks with no timeout, and the first polling
+//! thread to wake up unparks it ([`Watchdog::polling_thread_woke`]). Both sides store
+//! their flag, then read the other's, all `SeqCst`: either the watchdog sees a thread
+//! awake and does not doze, or that thread sees the watchdog dozing and unparks it (a
+//! park token makes an unpark that comes first count). It holds its executor's watchdog
 //! weakly, so it never keeps an executor alive, and nobody joins it: when the executor goes
 //! it is told to stop and exits at its next wake-up, without delaying the shutdown.
 
@@ -25,6 +30,10 @@ pub(crate) struct Watchdog {
     threshold: Duration,
     hook: Arc<StallHookFn>,
     hand_off: OnceLock<HandOff>,
+    /// `true` when every polling thread is parked (read `SeqCst`, after `dozing` is set).
+    all_parked: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// The watchdog is parked until a polling thread wakes up.
+    dozing: AtomicBool,
     stop: AtomicBool,
     thread: OnceLock<Thread>,
 }
@@ -42,6 +51,8 @@ impl Watchdog {
             threshold,
             hook,
             hand_off: OnceLock::new(),
+            all_parked: OnceLock::new(),
+            dozing: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             thread: OnceLock::new(),
         });
@@ -86,6 +97,39 @@ impl Watchdog {
         let _ = self.hand_off.set(hand_off);
     }
 
+    /// Sets how to tell that every polling thread is parked (once). Without it, the
+    /// watchdog never dozes.
+    pub(crate) fn set_all_parked(&self, all_parked: Box<dyn Fn() -> bool + Send + Sync>) {
+        let _ = self.all_parked.set(all_parked);
+    }
+
+    /// A polling thread has just stopped being parked (after clearing what `all_parked`
+    /// reads, `SeqCst`): wakes the watchdog if it dozes.
+    #[inline]
+    pub(crate) fn polling_thread_woke(&self) {
+        if self.dozing.load(Ordering::SeqCst) && self.dozing.swap(false, Ordering::SeqCst) {
+            if let Some(thread) = self.thread.get() {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// After a sample: doze if every polling thread is parked (module doc).
+    fn should_doze(&self) -> bool {
+        let Some(all_parked) = self.all_parked.get() else {
+            return false;
+        };
+        if !all_parked() {
+            return false;
+        }
+        self.dozing.store(true, Ordering::SeqCst);
+        if all_parked() {
+            return true;
+        }
+        self.dozing.store(false, Ordering::SeqCst);
+        false
+    }
+
     /// Tells the thread to exit at once; does not wait for it.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
@@ -123,7 +167,7 @@ fn watch(watchdog: Weak<Watchdog>, threshold: Duration) {
     let period = (threshold / 4).max(Duration::from_millis(1));
     let mut seen_at = Vec::new();
     loop {
-        {
+        let doze = {
             let Some(watchdog) = watchdog.upgrade() else {
                 return;
             };
@@ -132,7 +176,13 @@ fn watch(watchdog: Weak<Watchdog>, threshold: Duration) {
             }
             seen_at.resize(watchdog.slots.len(), None);
             watchdog.sample(&mut seen_at);
+            watchdog.should_doze()
+        };
+        if doze {
+            // No poll runs; a polling thread that wakes (or `stop`) unparks us.
+            std::thread::park();
+        } else {
+            std::thread::park_timeout(period);
         }
-        std::thread::park_timeout(period);
     }
 }
