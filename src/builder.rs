@@ -7,6 +7,9 @@ use crate::hook::{ErrorSink, ExitHookFn, HookFn};
 use crate::{Backtraces, Executor, LocalExecutor, TaskError, UnhandledPolicy};
 use crate::{TaskExit, TaskInfo};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::stall::{Stall, StallHookFn};
 
 /// Configures and builds an [`Executor`] (`build`) or a [`LocalExecutor`] (`build_local`).
 ///
@@ -34,6 +37,8 @@ pub struct Builder {
     pub(crate) on_exit: Option<Arc<ExitHookFn>>,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) manual_clock: bool,
+    pub(crate) blocking_threshold: Option<Duration>,
+    pub(crate) on_stall: Option<Arc<StallHookFn>>,
 }
 
 impl Builder {
@@ -50,6 +55,8 @@ impl Builder {
             on_exit: None,
             trace: None,
             manual_clock: false,
+            blocking_threshold: Some(DEFAULT_BLOCKING_THRESHOLD),
+            on_stall: None,
         }
     }
 
@@ -145,6 +152,52 @@ impl Builder {
         self
     }
 
+    /// How long one poll may run before it is reported as blocking its thread; `None`
+    /// turns the watchdog off. The default is 100 ms (asyncio's debug mode uses the same).
+    ///
+    /// A watchdog thread samples, a few times per threshold, which task each polling
+    /// thread (each pool worker, or the thread driving a `LocalExecutor`) is in. A poll it
+    /// finds running for the threshold is reported to [`on_stall`](Builder::on_stall)
+    /// while it still runs, as [`StallKind::Blocking`](crate::StallKind::Blocking) with
+    /// `finished: false`, and once more when it returns, with `finished: true`. On a pool,
+    /// the blocked worker's queued tasks are handed to the other workers. Polls pay no
+    /// clock read: a store and a compare-exchange each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = warden::Builder::new()
+    ///     .blocking_threshold(Some(Duration::from_millis(250)))
+    ///     .build();
+    /// let quiet = warden::Builder::new().blocking_threshold(None).build_local();
+    /// # drop((ex, quiet));
+    /// ```
+    pub fn blocking_threshold(mut self, threshold: Option<Duration>) -> Builder {
+        self.blocking_threshold = threshold;
+        self
+    }
+
+    /// Where misbehaving tasks are reported: polls that block their thread, tasks whose
+    /// last waker was lost (freed, cancelled with
+    /// [`CancelReason::LostWaker`](crate::CancelReason::LostWaker)), and tasks that no
+    /// waker can reach while another task awaits their handle (a deadlock). See
+    /// [`Stall`].
+    ///
+    /// The default reports each as a warning (through `log`, or on stderr with no logger
+    /// installed), naming the task, its id and spawn site, and for a blocking poll the
+    /// thread and how long so far. The hook runs on the watchdog thread (a poll still
+    /// blocking), on the polling thread (a blocking poll that returned), or on the thread
+    /// that let go of the last waker; a panic inside it is caught and logged.
+    pub fn on_stall<H>(mut self, hook: H) -> Builder
+    where
+        H: Fn(&Stall) + Send + Sync + 'static,
+    {
+        self.on_stall = Some(Arc::new(hook));
+        self
+    }
+
     /// Builds the multi-threaded executor and starts its workers.
     ///
     /// # Panics
@@ -168,9 +221,21 @@ impl Builder {
             backtraces: self.backtraces,
             on_exit: self.on_exit.clone(),
             trace: self.trace.clone(),
+            on_stall: self.stall_hook(),
+        }
+    }
+
+    /// The stall hook: the configured one, or the default report.
+    pub(crate) fn stall_hook(&self) -> Arc<StallHookFn> {
+        match &self.on_stall {
+            Some(hook) => hook.clone(),
+            None => Arc::new(crate::stall::report_stall),
         }
     }
 }
+
+/// The default of [`Builder::blocking_threshold`].
+const DEFAULT_BLOCKING_THRESHOLD: Duration = Duration::from_millis(100);
 
 impl Default for Builder {
     fn default() -> Builder {
@@ -189,6 +254,8 @@ impl fmt::Debug for Builder {
             .field("on_task_exit", &self.on_exit.as_ref().map(|_| "<custom>"))
             .field("trace", &self.trace)
             .field("manual_clock", &self.manual_clock)
+            .field("blocking_threshold", &self.blocking_threshold)
+            .field("on_stall", &self.on_stall.as_ref().map(|_| "<custom>"))
             .finish()
     }
 }

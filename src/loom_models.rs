@@ -56,11 +56,17 @@ impl Schedule for TestSched {
 }
 
 fn test_sched(hook: Option<Arc<HookFn>>) -> Arc<TestSched> {
+    test_sched_with_stalls(hook, Drops::default())
+}
+
+/// [`test_sched`] whose stall hook counts its reports in `stalls`.
+fn test_sched_with_stalls(hook: Option<Arc<HookFn>>, stalls: Drops) -> Arc<TestSched> {
     let config = OwnerConfig {
         sink: Arc::new(ErrorSink::new(hook, UnhandledPolicy::Continue)),
         backtraces: Backtraces::Off,
         on_exit: None,
         trace: None,
+        on_stall: Arc::new(move |_| drop(stalls.token())),
     };
     Arc::new(TestSched {
         // Two shards: tasks land in both, by id.
@@ -77,7 +83,7 @@ fn run_ready(sched: &TestSched) -> usize {
         let task = sched.queue.lock().unwrap().pop_front();
         match task {
             Some(task) => {
-                if let Some(again) = task.run() {
+                if let Some(again) = task.run(None) {
                     sched.schedule(again);
                 }
                 ran += 1;
@@ -125,6 +131,73 @@ fn take_waker(slot: &Mutex<Option<Waker>>) -> Waker {
         }
         thread::yield_now();
     }
+}
+
+/// A detached task's last waker, dropped (or woken by value, with `wake`) on another thread
+/// while the task's poll may still be running: the task is judged on the state word the
+/// deciding operation returned, so a dropped waker frees it exactly once, reported once,
+/// whichever comes last of the drop and the poll's end; a waker woken by value leaves it
+/// queued, never reported, and it finishes.
+fn last_waker_vs_poll_end(wake: bool) {
+    loom::model(move || {
+        let stalls = Drops::default();
+        let sched = test_sched_with_stalls(None, stalls.clone());
+        let drops = Drops::default();
+        let finished = Arc::new(AtomicBool::new(false));
+        let slot = Arc::new(Mutex::new(None::<Waker>));
+        let future = {
+            let (slot, finished, token) = (slot.clone(), finished.clone(), drops.token());
+            let mut polled = false;
+            poll_fn(move |cx| {
+                let _token = &token;
+                if polled {
+                    finished.store(true, Ordering::SeqCst);
+                    return Poll::Ready(());
+                }
+                polled = true;
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                Poll::Pending
+            })
+        };
+        task::spawn(future, task::plain, SpawnSpec::new(None), sched.clone()).detach();
+        let other = {
+            let slot = slot.clone();
+            thread::spawn(move || {
+                let waker = take_waker(&slot);
+                if wake {
+                    waker.wake();
+                } else {
+                    drop(waker);
+                }
+            })
+        };
+        run_until(&sched, || {
+            if wake {
+                finished.load(Ordering::SeqCst)
+            } else {
+                drops.count() == 1
+            }
+        });
+        other.join().unwrap();
+        run_ready(&sched);
+        let metrics = sched.owner.metrics.snapshot();
+        assert_eq!(drops.count(), 1);
+        if wake {
+            assert_eq!((stalls.count(), metrics.completed), (0, 1));
+        } else {
+            assert_eq!((stalls.count(), metrics.cancelled), (1, 1));
+        }
+    });
+}
+
+#[test]
+fn loom_last_waker_dropped_vs_poll_end() {
+    last_waker_vs_poll_end(false);
+}
+
+#[test]
+fn loom_last_waker_woken_by_value_vs_poll_end() {
+    last_waker_vs_poll_end(true);
 }
 
 /// Wake vs poll, with two pollers: a task is never polled by two threads at once, and a

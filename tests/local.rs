@@ -562,18 +562,21 @@ fn a_task_left_in_the_next_slot_runs_next_tick_or_is_dropped_at_shutdown() {
     let ex = LocalExecutor::new();
     let order = Rc::new(RefCell::new(Vec::new()));
     let drops = DropCounter::new();
+    // The children's handles are kept: a detached `pending()` child holds no waker and
+    // would be freed at once as a lost waker.
+    let children = Rc::new(RefCell::new(Vec::new()));
     let spawner = |name: &'static str| {
         let order = order.clone();
         let token = drops.token();
+        let children = children.clone();
         async move {
             order.borrow_mut().push(name);
             let child_order = order.clone();
-            warden::spawn_local(async move {
+            children.borrow_mut().push(warden::spawn_local(async move {
                 let _token = token;
                 child_order.borrow_mut().push("child");
                 pending::<()>().await;
-            })
-            .detach();
+            }));
         }
     };
     ex.spawn(spawner("first")).detach();

@@ -376,9 +376,11 @@ fn build(spec: &SupSpec, trace: &Trace, triggers: &Triggers) -> Supervisor {
         sup = match &child.kind {
             Kind::Leaf => sup.child(
                 Child::new(child.name.clone(), move || {
-                    trace.push(format!("{name}: start"));
+                    // The trigger first: once the start event is visible, the test may
+                    // take the trigger at once (on a pool, from another thread).
                     let (tx, rx) = oneshot::channel();
                     triggers.0.lock().unwrap().insert(name.clone(), tx);
+                    trace.push(format!("{name}: start"));
                     let name = name.clone();
                     let future: BoxFuture = Box::pin(async move {
                         match rx.await {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::future::{Future, pending};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ rt_test! {
                 handles.push(rt.spawn(async move {
                     let _token = token;
                     polled.fetch_add(1, SeqCst);
-                    pending::<()>().await
+                    support::wait_forever().await
                 }));
             }
             drive_until(&rt, || polled.load(SeqCst) == 50);
@@ -143,7 +143,7 @@ rt_test! {
                     let token = drops.token();
                     rt.spawn(async move {
                         let _token = token;
-                        pending::<()>().await
+                        support::wait_forever().await
                     })
                 })
                 .collect();
@@ -282,7 +282,7 @@ rt_test! {
                         let b = spawned_drops.token();
                         let h1 = warden::spawn(async move {
                             let _a = a;
-                            pending::<()>().await
+                            support::wait_forever().await
                         });
                         let h2 = handle.spawn(async move {
                             let _b = b;
@@ -337,7 +337,7 @@ rt_test! {
                 let held = rt.spawn(async move {
                     let _token = token;
                     started2.fetch_add(1, SeqCst);
-                    pending::<()>().await
+                    support::wait_forever().await
                 });
                 let token = drops.token();
                 let started2 = started.clone();
@@ -345,7 +345,7 @@ rt_test! {
                     let _token = token;
                     let _cancel_on_drop = OnDrop(move || held.cancel_with("holder dropped"));
                     started2.fetch_add(1, SeqCst);
-                    pending::<()>().await
+                    support::wait_forever().await
                 })
                 .detach();
             }
@@ -452,7 +452,7 @@ rt_test! {
                             let token = drops.token();
                             let h = handle.spawn(async move {
                                 let _token = token;
-                                pending::<()>().await
+                                support::wait_forever().await
                             });
                             if h.is_finished() {
                                 resolved_at_once += 1;
@@ -495,7 +495,7 @@ rt_test! {
                 let handle = rt.spawn(async move {
                     let _bomb = PanicOnDrop("drop panic at shutdown");
                     started.fetch_add(1, SeqCst);
-                    pending::<()>().await
+                    support::wait_forever().await
                 });
                 if i % 2 == 0 {
                     read.push(handle);

@@ -100,6 +100,11 @@ pub enum CancelReason {
     /// sibling that failed ([`Strategy::OneForAll`](crate::Strategy::OneForAll) and
     /// [`Strategy::RestForOne`](crate::Strategy::RestForOne)).
     Restart,
+    /// Nothing could ever wake or cancel it: it returned `Pending`, every waker for it was
+    /// dropped, and it had no handle and no group. warden freed it at that moment and
+    /// reported it to [`Builder::on_stall`](crate::Builder::on_stall) as
+    /// [`StallKind::LostWaker`](crate::StallKind::LostWaker).
+    LostWaker,
 }
 
 impl fmt::Display for CancelReason {
@@ -113,6 +118,9 @@ impl fmt::Display for CancelReason {
             CancelReason::GroupDropped => f.write_str("the group was dropped without join"),
             CancelReason::Shutdown => f.write_str("the executor shut down"),
             CancelReason::Restart => f.write_str("its supervisor restarts it with a sibling"),
+            CancelReason::LostWaker => {
+                f.write_str("its last waker was dropped: nothing could wake it again")
+            }
         }
     }
 }

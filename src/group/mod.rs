@@ -306,6 +306,7 @@ impl TaskGroup {
             name: name.map(Arc::from),
             location,
             group: Some(self.inner.clone()),
+            awaited_by_owner: false,
         }
     }
 

@@ -58,8 +58,6 @@ use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use futures_task::{LocalFutureObj, LocalSpawn, SpawnError};
-
 use crate::block_on::{self, ShutdownRequest};
 use crate::builder::Builder;
 use crate::context;
@@ -67,12 +65,14 @@ use crate::failure::{CancelReason, TaskError};
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
+use crate::stall::watchdog::Watchdog;
 use crate::task::{
     self, JoinHandle, LocalSpawnRefused, Placement, Schedule, SpawnSpec, TaskOwner, TaskRef,
     TimerKey,
 };
 use crate::time::Timers;
 
+mod futures_spawn;
 mod ready;
 
 use ready::Ready;
@@ -125,6 +125,8 @@ pub(crate) struct LocalShared {
     pub(crate) timers: Timers,
     /// Set by `UnhandledPolicy::Shutdown`: the failure that asked for the shutdown.
     shutdown: ShutdownRequest,
+    /// Samples the owner thread's polls, when the blocking threshold is on.
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 // SAFETY: every field but `ready` is `Send + Sync` on its own. `ready` is only touched on
@@ -221,6 +223,7 @@ impl LocalShared {
             }
         }
         self.sleeping.store(false, Ordering::SeqCst);
+        self.watchdog.iter().for_each(|w| w.polling_thread_woke());
     }
 
     /// `true` on the thread that created the executor.
@@ -269,6 +272,8 @@ impl LocalExecutor {
         crate::failure::install_panic_hook();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let owner_token = context::thread_token();
+        let this_thread = std::thread::current().name().map(String::from);
+        let watchdog = Watchdog::for_builder(builder, vec![this_thread]);
         let shared = Arc::new(LocalShared {
             owner: TaskOwner::new(
                 builder.owner_config(sink.clone()),
@@ -282,7 +287,16 @@ impl LocalExecutor {
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
             shutdown: ShutdownRequest::new(),
+            watchdog,
         });
+        if let Some(watchdog) = &shared.watchdog {
+            let weak = Arc::downgrade(&shared);
+            let parked = move || {
+                weak.upgrade()
+                    .is_some_and(|s| s.sleeping.load(Ordering::SeqCst))
+            };
+            watchdog.set_all_parked(Box::new(parked));
+        }
         let owner_thread = shared.thread.clone();
         shared
             .timers
@@ -403,10 +417,11 @@ impl LocalExecutor {
         self.shared.take_remote();
         let mut ran = 0;
         let _open = self.shared.set_slot_open(true);
+        let poll_slot = self.shared.watchdog.as_ref().map(|w| w.slot(0));
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    if let Some(again) = task.run() {
+                    if let Some(again) = task.run(poll_slot) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));
@@ -557,26 +572,12 @@ impl Drop for LocalExecutor {
     fn drop(&mut self) {
         self.shutdown();
         // No `block_on` can be running any more (it borrows the executor): nobody will fire
-        // the timers again.
+        // the timers again, and no task will be polled.
         self.shared.timers.clear();
-    }
-}
-
-impl LocalSpawn for LocalExecutor {
-    fn spawn_local_obj(&self, future: LocalFutureObj<'static, ()>) -> Result<(), SpawnError> {
-        if self.shared.owner.is_closed() {
-            return Err(SpawnError::shutdown());
-        }
-        self.spawn(future).detach();
-        Ok(())
-    }
-
-    fn status_local(&self) -> Result<(), SpawnError> {
-        if self.shared.owner.is_closed() {
-            Err(SpawnError::shutdown())
-        } else {
-            Ok(())
-        }
+        self.shared
+            .watchdog
+            .iter()
+            .for_each(|watchdog| watchdog.stop());
     }
 }
 

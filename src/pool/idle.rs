@@ -98,6 +98,11 @@ impl IdleWorkers {
         }
     }
 
+    /// `true` if all `workers` are on the idle list (`SeqCst`: the watchdog's doze check).
+    pub(super) fn all_idle(&self, workers: usize) -> bool {
+        self.count.load(Ordering::SeqCst) == workers
+    }
+
     pub(super) fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }

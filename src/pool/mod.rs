@@ -55,6 +55,7 @@ use crate::failure::TaskError;
 use crate::handle::{Flavor, Handle};
 use crate::hook::ErrorSink;
 use crate::metrics::Metrics;
+use crate::stall::watchdog::Watchdog;
 use crate::task::{self, JoinHandle, Placement, SpawnSpec, TaskOwner, TaskRef};
 use crate::time::Timers;
 
@@ -112,6 +113,8 @@ pub(crate) struct PoolShared {
     slots: Box<[LifoSlot<TaskRef>]>,
     /// `true` while an idle worker watches the others' slots (module doc, "The LIFO slot").
     watching: AtomicBool,
+    /// Samples each worker's poll, when the blocking threshold is on.
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 impl PoolShared {
@@ -127,6 +130,20 @@ impl PoolShared {
             for worker in workers {
                 worker.unpark();
             }
+        }
+    }
+
+    /// A worker's poll is blocking (the watchdog found it): the tasks it holds go to the
+    /// others. Its slot's task goes to the injector; its deque can be stolen from, so an
+    /// idle worker is woken to look, as for any push.
+    fn hand_off_blocked(&self, index: usize) {
+        let mut moved = false;
+        if let Some(task) = self.slots[index].steal() {
+            self.injector.push(task);
+            moved = true;
+        }
+        if moved || !self.stealers[index].is_empty() {
+            self.notify_one();
         }
     }
 
@@ -201,6 +218,8 @@ impl Executor {
         let stealers = deques.iter().map(Worker::stealer).collect();
         let sink = Arc::new(ErrorSink::new(builder.hook.clone(), builder.policy));
         let (timer_wake, timer_rx) = crossbeam_channel::bounded(1);
+        let names = (0..n).map(|i| Some(format!("{}-{i}", builder.thread_name)));
+        let watchdog = Watchdog::for_builder(builder, names.collect());
         let shared = Arc::new(PoolShared {
             // About four registry shards per worker: two workers ending tasks at the same
             // moment rarely need the same lock.
@@ -214,6 +233,7 @@ impl Executor {
             workers: OnceLock::new(),
             slots: (0..n).map(|_| LifoSlot::new()).collect(),
             watching: AtomicBool::new(false),
+            watchdog,
             timers: Timers::new(),
             timer_wake,
             stopping: AtomicBool::new(false),
@@ -226,6 +246,19 @@ impl Executor {
                 shared.request_shutdown(err);
             }
         }));
+        if let Some(watchdog) = &shared.watchdog {
+            let weak = Arc::downgrade(&shared);
+            watchdog.set_hand_off(Box::new(move |index| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.hand_off_blocked(index);
+                }
+            }));
+            let weak = Arc::downgrade(&shared);
+            watchdog.set_all_parked(Box::new(move || {
+                weak.upgrade()
+                    .is_some_and(|s| s.idle.all_idle(s.slots.len()))
+            }));
+        }
         let weak = Arc::downgrade(&shared);
         shared.timers.set_notify(Box::new(move || {
             if let Some(shared) = weak.upgrade() {

@@ -126,6 +126,10 @@ fn finish_shutdown(shared: &Arc<PoolShared>, threads: Vec<ThreadHandle<()>>) {
         // was already reported by the panic hook.
         let _ = t.join();
     }
+    // No worker polls any more: the watchdog has nothing left to watch.
+    if let Some(watchdog) = &shared.watchdog {
+        watchdog.stop();
+    }
     let _current = context::set_current(Handle {
         flavor: Flavor::Pool(shared.clone()),
     });

@@ -136,10 +136,11 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let mut searching = false;
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
+    let poll_slot = shared.watchdog.as_ref().map(|w| w.slot(index));
     let run = |task: TaskRef, pops: u32| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
-        if let Some(again) = task.run() {
+        if let Some(again) = task.run(poll_slot) {
             // Woken during its own poll: to the back of our deque, never the LIFO slot. No
             // idle worker is woken: the number of runnable tasks did not grow, and this
             // worker looks at its deque next.
@@ -278,6 +279,10 @@ fn park_worker(
             }
         },
     );
+    // Off the idle list now (the count was taken down, `SeqCst`, by us or a pusher).
+    if let Some(watchdog) = &shared.watchdog {
+        watchdog.polling_thread_woke();
+    }
     // Woken by a pusher (`searching`): there is work to look for first.
     if !watched || searching {
         return (searching, None);

@@ -189,6 +189,9 @@ impl<S: Start> Engine<S> {
                     name: Some(slot.entry.name.clone()),
                     location: slot.entry.location,
                     group: None,
+                    // The engine awaits every running child's handle, and cancels the
+                    // children itself: a child waiting to be cancelled is no deadlock.
+                    awaited_by_owner: true,
                 };
                 slot.state = State::Running(slot.entry.start.start(&self.handle, spec));
             }

@@ -15,7 +15,7 @@ use crate::failure::CancelReason;
 /// `SiblingFailed(_)`) are stored as small codes, so cancelling a task with one of them
 /// allocates nothing; the others are boxed, and the word holds the box's address. A heap
 /// address of a `CancelReason` is a multiple of its alignment (8), so it never equals a
-/// code (1 to 5), and 0 means "not set".
+/// code (1 to 6), and 0 means "not set".
 pub(crate) struct CancelSlot {
     word: AtomicUsize,
 }
@@ -25,7 +25,8 @@ const DEADLINE: usize = 2;
 const PARENT_CANCELLED: usize = 3;
 const GROUP_DROPPED: usize = 4;
 const SHUTDOWN: usize = 5;
-const LAST_CODE: usize = SHUTDOWN;
+const LOST_WAKER: usize = 6;
+const LAST_CODE: usize = LOST_WAKER;
 
 const _: () = assert!(std::mem::align_of::<CancelReason>() > LAST_CODE);
 
@@ -44,6 +45,7 @@ impl CancelSlot {
             CancelReason::ParentCancelled => PARENT_CANCELLED,
             CancelReason::GroupDropped => GROUP_DROPPED,
             CancelReason::Shutdown => SHUTDOWN,
+            CancelReason::LostWaker => LOST_WAKER,
             boxed => {
                 // Already set: do not allocate for a reason that would lose anyway.
                 if self.word.load(Ordering::Acquire) != 0 {
@@ -78,6 +80,7 @@ impl CancelSlot {
             PARENT_CANCELLED => Some(CancelReason::ParentCancelled),
             GROUP_DROPPED => Some(CancelReason::GroupDropped),
             SHUTDOWN => Some(CancelReason::Shutdown),
+            LOST_WAKER => Some(CancelReason::LostWaker),
             // SAFETY: a word above the codes is the address of a box that `set` published
             // (the Acquire load pairs with its release, so the contents are visible), and
             // the box is freed only in `drop`, which cannot run while `&self` is borrowed.

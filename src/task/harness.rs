@@ -5,8 +5,9 @@
 //! 1. the cancel-at-poll check (its rules are in `cancel.rs`): transition 2
 //!    (`transition_to_running`), which also sees the task's own cancel flag, then the
 //!    group's flag. A cancelled task's future is dropped instead of polled.
-//! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc` (`waker_ref`:
-//!    no clone, no reference-count traffic unless the future keeps the waker). A future
+//! 2. `catch_unwind(poll)`, with a waker borrowed from the task's own `Arc`
+//!    (`borrowed_waker`: no clone, no reference-count traffic, not counted among the
+//!    task's wakers, unless the future keeps a clone). A future
 //!    that returns `Ready` is dropped right there, under the same guard.
 //! 3. `Pending`: transition 3, re-queueing the task if it was woken meanwhile.
 //!    `Ready` or a panic: drop the future (if the poll did not), store the result unless
@@ -16,21 +17,20 @@
 //! Panics are data here: user code (the future's `poll` and `Drop`, the output's `Drop`)
 //! always runs inside [`catch_panics`], and what it throws becomes the task's failure.
 
-use crate::loom::{Arc, UnsafeCell};
+use crate::loom::{Arc, Ordering, UnsafeCell};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_task::waker_ref;
-
 use super::TaskOwner;
 use super::cancel::group_reason;
-use super::state::{ToIdle, ToRunning};
-use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
+use super::state::{Snapshot, ToIdle, ToRunning};
+use super::{GroupLink, Header, PollSlot, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
 use crate::hook::{FailureWatch, TaskExit};
+use crate::stall::{Stall, StallKind, call_hook};
 
 /// A task: header, stage, and how to turn the future's output into the task's result.
 pub(crate) struct Task<F: Future, T> {
@@ -138,21 +138,19 @@ where
 
     /// Polls the future once. The caller holds `RUNNING`. Returns the task if it must be
     /// queued again.
-    fn poll_future(self: Arc<Self>) -> Option<TaskRef> {
+    fn poll_future(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
-        // Tracing off takes the first branch, which is exactly the untraced poll.
-        let polled = match &owner.tracer {
-            None => self.poll_once(owner),
-            Some(tracer) => {
-                let started = tracer.poll_start();
-                let polled = self.poll_once(owner);
-                let outcome = match &polled {
-                    Polled::Pending => "pending",
-                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
-                    Polled::Panicked(_) => "panicked",
-                };
-                tracer.poll_end(&self.header.info, started, outcome);
+        // One test of `slot` per poll: without a watchdog, the first arm is exactly the
+        // unwatched poll.
+        let polled = match slot {
+            None => self.poll_traced(owner),
+            Some(slot) => {
+                slot.begin(&self.header);
+                let polled = self.poll_traced(owner);
+                if !slot.end(&self.header) {
+                    report_blocking_end(owner, slot);
+                }
                 polled
             }
         };
@@ -160,6 +158,10 @@ where
             Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
                 ToIdle::Idle => None,
+                ToIdle::Unreachable(state) => {
+                    super::lost::unreachable(self, state);
+                    None
+                }
             },
             Polled::Ready(output) => {
                 let exit = self.exit_for(output);
@@ -181,6 +183,26 @@ where
         }
     }
 
+    /// [`poll_once`](Self::poll_once), recorded in the timeline when tracing is on.
+    #[inline(always)]
+    fn poll_traced(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
+        // Tracing off takes the first branch, which is exactly the untraced poll.
+        match &owner.tracer {
+            None => self.poll_once(owner),
+            Some(tracer) => {
+                let started = tracer.poll_start();
+                let polled = self.poll_once(owner);
+                let outcome = match &polled {
+                    Polled::Pending => "pending",
+                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
+                    Polled::Panicked(_) => "panicked",
+                };
+                tracer.poll_end(&self.header.info, started, outcome);
+                polled
+            }
+        }
+    }
+
     /// The task's result for the future's output: a value, or the failure a group task's
     /// body returned.
     fn exit_for(&self, output: F::Output) -> Exit<T> {
@@ -190,12 +212,12 @@ where
         }
     }
 
-    /// `catch_unwind(poll)`, with the task's own waker borrowed (`waker_ref`) and the task
+    /// `catch_unwind(poll)`, with the task's own waker borrowed (`borrowed_waker`) and the task
     /// set as the thread's current one. A future that returns `Ready` is dropped in place
     /// under the same guard, so a finishing task sets up one guard, not two.
     #[inline(always)]
     fn poll_once(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
-        let waker = waker_ref(self);
+        let waker = self.borrowed_waker();
         let mut cx = Context::from_waker(&waker);
         let _task = super::current::enter_task(self.header.info.id());
         let caught = catch_panics(owner.backtraces, || {
@@ -324,6 +346,8 @@ where
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => *slot = Some(cx.waker().clone()),
                 }
+                let awaiting = super::lost::awaiting_id(super::current::current_task());
+                header.awaited_by.store(awaiting, Ordering::Release);
             }
             // Rule 5: announce the waker (once), re-checking in the same operation. Once
             // announced, the slot's lock orders a later store against the completer's
@@ -334,6 +358,9 @@ where
                 header.state.set_join_waker()
             };
             if !now.is_complete() {
+                if now.is_unreachable() {
+                    super::lost::check_deadlock(header);
+                }
                 return Poll::Pending;
             }
         }
@@ -363,8 +390,9 @@ where
         }
     }
 
-    /// For the handle: it is being dropped or detached (transition 7).
-    pub(super) fn release_handle(&self) {
+    /// For the handle: it is being dropped or detached (transition 7). Returns the state
+    /// after.
+    pub(super) fn release_handle(&self) -> Snapshot {
         let before = self.header.state.drop_handle();
         // A waker the handle left behind belongs to whoever awaited it; it may be that very
         // task, or one that this task awaits, and keeping it here would keep both alive.
@@ -377,6 +405,7 @@ where
             let stage = self.stage.with_mut(|stage| unsafe { take(stage) });
             drop_unread(stage, &self.header.info);
         }
+        before.without_handle()
     }
 }
 
@@ -389,7 +418,7 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>) -> Option<TaskRef> {
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         // The cancel-at-poll check (the rules are in `cancel.rs`): the task's own flag is a
         // bit of the state word, seen by transition 2 itself; then the group's flag.
         match self.header.state.transition_to_running() {
@@ -404,7 +433,7 @@ where
                     self.cancel_now(reason);
                     None
                 }
-                None => self.poll_future(),
+                None => self.poll_future(slot),
             },
         }
     }
@@ -475,4 +504,19 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
             crate::failure::drop_payload(payload);
         }
     }
+}
+
+/// The second report of a blocking poll, made by its own thread when it returns.
+#[cold]
+#[inline(never)]
+fn report_blocking_end(owner: &TaskOwner, slot: &PollSlot) {
+    let Some(blocking) = slot.end_watched() else {
+        return;
+    };
+    let kind = StallKind::Blocking {
+        elapsed: blocking.elapsed,
+        finished: true,
+    };
+    let stall = Stall::new(blocking.task, kind, slot.thread_name().map(Into::into));
+    call_hook(&*owner.on_stall, &stall);
 }

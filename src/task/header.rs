@@ -1,11 +1,11 @@
 //! The part of a task that does not depend on its future's type.
 
-use crate::loom::{Arc, AtomicUsize, Mutex};
+use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use std::task::Waker;
 
 use super::cancel::CancelSlot;
 use super::state::State;
-use super::{GroupLink, Schedule, TaskInfo};
+use super::{GroupLink, Schedule, TaskId, TaskInfo};
 use crate::failure::CancelReason;
 
 /// Shared by the executor, the wakers, the handle and the group. The field rules are in
@@ -25,6 +25,9 @@ pub(crate) struct Header {
     pub(crate) group: Option<Arc<dyn GroupLink>>,
     /// The task's key in its owner's registry; written once, before the task is queued.
     pub(crate) owner_key: AtomicUsize,
+    /// The id of the task that last stored a waker in `join_waker` (0: none, or a
+    /// `block_on`), for a deadlock report.
+    pub(crate) awaited_by: AtomicU64,
 }
 
 impl Header {
@@ -42,6 +45,7 @@ impl Header {
             scheduler,
             group,
             owner_key: AtomicUsize::new(usize::MAX),
+            awaited_by: AtomicU64::new(0),
         }
     }
 
@@ -50,6 +54,11 @@ impl Header {
         self.cancel_reason
             .get()
             .unwrap_or(CancelReason::Explicit(None))
+    }
+
+    /// The task that awaits this task's handle, if a task does.
+    pub(crate) fn awaited_by(&self) -> Option<TaskId> {
+        TaskId::from_u64(self.awaited_by.load(Ordering::Acquire))
     }
 
     /// Records a wake in the task timeline, if tracing is on.

@@ -35,6 +35,11 @@ impl TaskId {
         TaskId(NonZeroU64::new(NEXT.fetch_add(1, Ordering::Relaxed)).expect("task ids wrapped"))
     }
 
+    /// The id for a number made by [`as_u64`](Self::as_u64); `None` for 0.
+    pub(crate) fn from_u64(id: u64) -> Option<TaskId> {
+        NonZeroU64::new(id).map(TaskId)
+    }
+
     /// The id as a number, for logs and metrics keyed by integers.
     pub fn as_u64(self) -> u64 {
         self.0.get()

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::harness::Task;
+use super::state::Snapshot;
 use super::{RawTask, TaskId, TaskInfo, TaskRef};
 use crate::failure::{CancelReason, TaskError};
 
 /// The typed view of a task that a handle needs.
 pub(super) trait JoinCell<T>: RawTask {
     fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
-    fn release_handle(&self);
+    fn release_handle(&self) -> Snapshot;
 }
 
 impl<F, T> JoinCell<T> for Task<F, T>
@@ -26,7 +27,7 @@ where
         Task::poll_result(self, cx)
     }
 
-    fn release_handle(&self) {
+    fn release_handle(&self) -> Snapshot {
         Task::release_handle(self)
     }
 }
@@ -152,7 +153,12 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        self.task.release_handle();
+        let after = self.task.release_handle();
+        if after.is_unreachable() {
+            // The handle was the last thing that could cancel a task nothing can wake.
+            let task: TaskRef = self.task.clone();
+            super::lost::unreachable(task, after);
+        }
     }
 }
 

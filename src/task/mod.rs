@@ -8,9 +8,11 @@
 //!
 //! # State
 //!
-//! The header's state word (see [`state`]) has six bits: `SCHEDULED`, `RUNNING`,
-//! `COMPLETE`, `CANCELLED`, `HANDLE` and `JOIN_WAKER`. The lifecycle, with the transitions as named in
-//! `state.rs`:
+//! The header's state word (see [`state`]) has six bits for the lifecycle: `SCHEDULED`,
+//! `RUNNING`, `COMPLETE`, `CANCELLED`, `HANDLE` and `JOIN_WAKER`; a seventh,
+//! `STALL_REPORTED`, and above it the count of the task's live wakers (`waker.rs`, "Waker
+//! accounting"; `lost.rs` for what happens when it reaches zero while the task is idle).
+//! The lifecycle, with the transitions as named in `state.rs`:
 //!
 //! ```text
 //!                   spawn
@@ -73,7 +75,9 @@ mod header;
 mod id;
 mod join;
 mod location;
+mod lost;
 mod owner;
+mod poll_slot;
 pub(crate) mod slab;
 pub(crate) mod state;
 mod waker;
@@ -90,6 +94,7 @@ pub use location::Location;
 pub(crate) use cancel::{cancel, cancel_all};
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
+pub(crate) use poll_slot::PollSlot;
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::{FailureWatch, TaskExit};
@@ -114,8 +119,12 @@ pub(crate) trait RawTask: Send + Sync {
     /// Returns the task itself if it was woken during the poll and must go back on the run
     /// queue: the caller, which is the executor, queues it (so the requeue costs no
     /// reference counting at all).
+    ///
+    /// `slot` is the polling thread's slot for the watchdog, if one watches it: the poll
+    /// is announced there, and a poll the watchdog reported as blocking is reported again,
+    /// finished, when it returns.
     #[must_use = "a task returned by run must be queued again"]
-    fn run(self: Arc<Self>) -> Option<TaskRef>;
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef>;
 }
 
 /// How a task talks to the executor that runs it.
@@ -197,6 +206,10 @@ pub(crate) struct SpawnSpec {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) location: &'static std::panic::Location<'static>,
     pub(crate) group: Option<Arc<dyn GroupLink>>,
+    /// The task's handle goes to an owner that awaits it, among other things, for as long
+    /// as the task runs, and cancels it when it must (a supervisor's child): waiting on it
+    /// is never a deadlock, so none is reported (`lost.rs`).
+    pub(crate) awaited_by_owner: bool,
 }
 
 impl SpawnSpec {
@@ -207,6 +220,7 @@ impl SpawnSpec {
             name: name.map(Arc::from),
             location: std::panic::Location::caller(),
             group: None,
+            awaited_by_owner: false,
         }
     }
 }
@@ -275,6 +289,10 @@ where
     // SAFETY: forwarded from this function's own contract.
     let task = unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group) };
     let header = task.header();
+    if spec.awaited_by_owner {
+        // As if its deadlock had been reported already: none will be.
+        header.state.mark_stall_reported();
+    }
     let owner = header.scheduler.owner();
     owner.metrics.spawned();
     if let Some(tracer) = &owner.tracer {
@@ -290,7 +308,7 @@ where
             // The executor has shut down: the task never runs. Run it once here so that the
             // normal cancel path drops the future and resolves the handle.
             cancel::request(header, CancelReason::Shutdown);
-            let requeue = task_ref.run();
+            let requeue = task_ref.run(None);
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
     }

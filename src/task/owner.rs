@@ -18,6 +18,7 @@ use super::slab::Slab;
 use crate::Backtraces;
 use crate::hook::{ErrorSink, ExitHookFn};
 use crate::metrics::Counters;
+use crate::stall::StallHookFn;
 use crate::trace::Tracer;
 
 /// The executor has shut down: no task may be added.
@@ -47,6 +48,8 @@ pub(crate) struct OwnerConfig {
     pub(crate) on_exit: Option<Arc<ExitHookFn>>,
     /// Where to write the task timeline, if anywhere (`WARDEN_TRACE` is read too).
     pub(crate) trace: Option<std::path::PathBuf>,
+    /// Where stall reports go (blocking polls, lost wakers, deadlocks).
+    pub(crate) on_stall: Arc<StallHookFn>,
 }
 
 /// Live tasks, counters, and where failures go.
@@ -59,6 +62,8 @@ pub(crate) struct TaskOwner {
     pub(crate) on_exit: Option<Arc<ExitHookFn>>,
     /// The task timeline, when tracing is on.
     pub(crate) tracer: Option<Tracer>,
+    /// Where stall reports go.
+    pub(crate) on_stall: Arc<StallHookFn>,
 }
 
 /// The live tasks: an owner-thread slab (local executors only) and locked shards.
@@ -159,6 +164,7 @@ impl TaskOwner {
             backtraces: config.backtraces,
             on_exit: config.on_exit,
             tracer: Tracer::from_config(config.trace.as_deref()),
+            on_stall: config.on_stall,
         }
     }
 

@@ -36,6 +36,15 @@ pub(crate) const HANDLE: usize = 1 << 4;
 /// handle that never waited costs no lock at all (rule 5).
 pub(crate) const JOIN_WAKER: usize = 1 << 5;
 
+/// A lost-waker or deadlock report was made for this task (at most one is).
+pub(crate) const STALL_REPORTED: usize = 1 << 6;
+
+/// One live waker: the bits from here up count the task's wakers (clones of its waker that
+/// exist anywhere; the one borrowed for a poll is not counted). In the state word, so that
+/// "no waker left" is decided in the same atomic operation as "not queued, not running,
+/// not complete" (module doc of `crate::stall`).
+pub(crate) const WAKER_ONE: usize = 1 << 7;
+
 /// A freshly spawned task: queued, with a handle.
 const INITIAL: usize = SCHEDULED | HANDLE;
 
@@ -67,6 +76,18 @@ impl Snapshot {
     pub(crate) fn has_join_waker(self) -> bool {
         self.0 & JOIN_WAKER != 0
     }
+    /// This state with `HANDLE` cleared: the state after [`State::drop_handle`].
+    pub(crate) fn without_handle(self) -> Snapshot {
+        Snapshot(self.0 & !HANDLE)
+    }
+    /// How many wakers of the task exist (the one borrowed for a poll aside).
+    pub(crate) fn wakers(self) -> usize {
+        self.0 / WAKER_ONE
+    }
+    /// Idle, with no waker anywhere: nothing but a cancel can ever queue the task again.
+    pub(crate) fn is_unreachable(self) -> bool {
+        self.0 & (SCHEDULED | RUNNING | COMPLETE) == 0 && self.wakers() == 0
+    }
 }
 
 impl fmt::Debug for Snapshot {
@@ -78,6 +99,8 @@ impl fmt::Debug for Snapshot {
             .field("cancelled", &self.is_cancelled())
             .field("handle", &self.has_handle())
             .field("join_waker", &self.has_join_waker())
+            .field("stall_reported", &(self.0 & STALL_REPORTED != 0))
+            .field("wakers", &self.wakers())
             .finish()
     }
 }
@@ -110,6 +133,9 @@ pub(crate) enum ToRunning {
 pub(crate) enum ToIdle {
     /// Nobody woke it: it waits for a waker.
     Idle,
+    /// Nobody woke it, and no waker for it exists (this is the state after the
+    /// transition): only a cancel can queue it again.
+    Unreachable(Snapshot),
     /// It was woken (or cancelled) during the poll: the poller must queue it again.
     Requeue,
 }
@@ -168,6 +194,43 @@ impl State {
         .1
     }
 
+    /// A waker was cloned.
+    #[inline]
+    pub(crate) fn clone_waker(&self) {
+        // Relaxed, as for a reference count: the count only matters to the
+        // read-modify-writes that take it down, which see every earlier change of the word.
+        self.word.fetch_add(WAKER_ONE, Relaxed);
+    }
+
+    /// A waker was dropped without waking. Returns the state after.
+    #[inline]
+    pub(crate) fn drop_waker(&self) -> Snapshot {
+        Snapshot(self.word.fetch_sub(WAKER_ONE, AcqRel) - WAKER_ONE)
+    }
+
+    /// Transition 1 by a waker that is consumed (`Waker::wake`): one fewer waker, in the
+    /// same operation. A waker woken by value always sets `SCHEDULED` (or finds the task
+    /// complete), so it never leaves the task unreachable.
+    #[inline]
+    pub(crate) fn transition_to_notified_by_value(&self) -> Notified {
+        self.update(|s| {
+            let fewer = s.0 - WAKER_ONE;
+            if s.0 & (SCHEDULED | COMPLETE) != 0 {
+                (Some(fewer), Notified::Nothing)
+            } else if s.is_running() {
+                (Some(fewer | SCHEDULED), Notified::Nothing)
+            } else {
+                (Some(fewer | SCHEDULED), Notified::Submit)
+            }
+        })
+        .1
+    }
+
+    /// Marks the task as reported (a lost waker or a deadlock); `true` if it was not yet.
+    pub(crate) fn mark_stall_reported(&self) -> bool {
+        self.word.fetch_or(STALL_REPORTED, AcqRel) & STALL_REPORTED == 0
+    }
+
     /// Transition 5: cancel requested. Sets [`CANCELLED`] and, like a wake, [`SCHEDULED`],
     /// so that the task reaches a poller that will drop it.
     pub(crate) fn transition_to_cancel_requested(&self) -> Notified {
@@ -206,19 +269,24 @@ impl State {
         .1
     }
 
-    /// Transition 3: the poll returned `Pending`.
+    /// Transition 3: the poll returned `Pending`. Clears [`RUNNING`]; the verdict depends
+    /// only on what the word held, so one read-modify-write does it, with no
+    /// compare-and-swap loop: `RUNNING` is set (this thread holds it), so subtracting it
+    /// clears it, and a subtraction that returns the old word is one instruction on x86
+    /// (`lock xadd`), where a `fetch_and` whose result is used is a loop.
     #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        self.update(|s| {
-            debug_assert!(s.is_running(), "idle without running: {s:?}");
-            let next = s.0 & !RUNNING;
-            if s.is_scheduled() {
-                (Some(next), ToIdle::Requeue)
-            } else {
-                (Some(next), ToIdle::Idle)
-            }
-        })
-        .1
+        let before = Snapshot(self.word.fetch_sub(RUNNING, AcqRel));
+        debug_assert!(before.is_running(), "idle without running: {before:?}");
+        let after = Snapshot(before.0 & !RUNNING);
+        if after.is_scheduled() {
+            ToIdle::Requeue
+        } else if after.0 < WAKER_ONE {
+            // Not scheduled, not running, never complete while running, and no waker.
+            ToIdle::Unreachable(after)
+        } else {
+            ToIdle::Idle
+        }
     }
 
     /// Transition 6: the poller stored the result. Returns the state before, whose
@@ -261,6 +329,7 @@ mod tests {
     #[test]
     fn wake_while_scheduled_does_not_enqueue_twice() {
         let s = State::new();
+        s.clone_waker(); // a waker exists somewhere, so the task is never unreachable
         assert_eq!(s.transition_to_notified(), Notified::Nothing);
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_notified(), Notified::Nothing); // during poll
@@ -288,6 +357,7 @@ mod tests {
     #[test]
     fn cancel_is_seen_at_the_next_transition_to_running() {
         let s = State::new();
+        s.clone_waker();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_idle(), ToIdle::Idle);
         assert_eq!(s.transition_to_cancel_requested(), Notified::Submit);
@@ -302,6 +372,36 @@ mod tests {
         assert_eq!(s.transition_to_cancel_requested(), Notified::Nothing);
         assert_eq!(s.transition_to_idle(), ToIdle::Requeue);
         assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    }
+
+    #[test]
+    fn unreachable_is_decided_by_the_operation_that_makes_it_so() {
+        let s = State::new();
+        s.clone_waker();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle); // one waker out there
+        s.clone_waker();
+        assert!(!s.drop_waker().is_unreachable()); // one left
+        assert!(s.drop_waker().is_unreachable()); // the last one
+        // A poll that returns with no waker kept.
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert!(matches!(s.transition_to_idle(), ToIdle::Unreachable(_)));
+        // Woken by value: queued, so not unreachable, though no waker is left.
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        s.clone_waker();
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_notified_by_value(), Notified::Submit);
+        assert!(!s.load().is_unreachable() && s.load().wakers() == 0);
+        // A running task whose last waker goes is not judged until its poll returns.
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        s.clone_waker();
+        assert!(!s.drop_waker().is_unreachable());
+        // Complete: never unreachable.
+        s.transition_to_complete();
+        s.clone_waker();
+        assert!(!s.drop_waker().is_unreachable());
     }
 
     #[test]

@@ -11,7 +11,6 @@
 
 use crate::support;
 
-use std::future::pending;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
@@ -69,7 +68,7 @@ impl Drop for Mischief {
             };
             let body = async move {
                 let _child = child;
-                pending::<()>().await
+                support::wait_forever().await
             };
             let handle = if self.depth % 2 == 0 {
                 s.spawner.spawn(body)
@@ -222,7 +221,7 @@ fn destructor_that_shuts_down_again() {
             };
             ex.spawn(async move {
                 let _guard = guard;
-                pending::<()>().await
+                support::wait_forever().await
             })
             .detach();
         }

@@ -258,18 +258,20 @@ rt_test! {
                 let rt = flavor.rt();
                 let started = Arc::new(AtomicUsize::new(0));
                 let flags: Vec<Arc<AtomicBool>> = (0..PAIRS).map(|_| Arc::default()).collect();
+                // The handles of the tasks that only wait are kept: a detached `pending()`
+                // task holds no waker, and would be freed as a lost waker at once.
+                let mut waiting = Vec::new();
                 for flag in &flags {
                     let guard = SetOnDrop(flag.clone());
                     let started = started.clone();
-                    rt.spawn(async move {
+                    waiting.push(rt.spawn(async move {
                         let _guard = guard;
                         started.fetch_add(1, SeqCst);
                         std::future::pending::<()>().await
-                    })
-                    .detach();
+                    }));
                 }
                 for _ in 0..FILLERS {
-                    rt.spawn(std::future::pending::<()>()).detach();
+                    waiting.push(rt.spawn(std::future::pending::<()>()));
                 }
                 for flag in &flags {
                     let flag = flag.clone();
@@ -305,6 +307,7 @@ rt_test! {
                     "round {round}: tasks that were live when shutdown() was called \
                      completed instead of being cancelled: {m:?}"
                 );
+                drop(waiting);
             }
         });
     }

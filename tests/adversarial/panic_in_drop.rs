@@ -10,7 +10,6 @@
 
 use crate::support;
 
-use std::future::pending;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, mpsc};
@@ -58,7 +57,7 @@ fn spawn_bomb(
     let handle = rt.spawn(async move {
         let _bomb = bomb;
         flag.store(true, SeqCst);
-        pending::<()>().await
+        support::wait_forever().await
     });
     (handle, started)
 }
@@ -153,7 +152,7 @@ rt_test! {
         let bomb = CustomBomb(77);
         let handle = rt.spawn(async move {
             let _bomb = bomb;
-            pending::<()>().await
+            support::wait_forever().await
         });
         handle.cancel();
         let err = rt.block_on(handle).unwrap_err();
@@ -179,7 +178,7 @@ rt_test! {
         let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
         let sibling = group.spawn_named("sibling", async move {
             let _bomb = bomb;
-            pending::<()>().await
+            support::wait_forever().await
         });
         let failing = group.spawn_named("failing", async move {
             let _ = go_rx.await;
@@ -231,7 +230,7 @@ rt_test! {
         let member = group.spawn(async move {
             let _bomb = bomb;
             flag.store(true, SeqCst);
-            pending::<()>().await
+            support::wait_forever().await
         });
         let id = member.id();
         member.detach();

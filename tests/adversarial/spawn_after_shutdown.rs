@@ -195,18 +195,20 @@ rt_test! {
         let results: Arc<Mutex<Vec<Result<u32, TaskError>>>> = Arc::default();
         let inner = DropCounter::new();
         let started = Arc::new(AtomicUsize::new(0));
+        // Handles kept: a detached `pending()` task holds no waker and would be freed as a
+        // lost waker before the shutdown.
+        let mut waiting = Vec::new();
         for _ in 0..4 {
             let guard = SpawnsOnDrop {
                 results: results.clone(),
                 inner: inner.clone(),
             };
             let started = started.clone();
-            rt.spawn(async move {
+            waiting.push(rt.spawn(async move {
                 let _guard = guard;
                 started.fetch_add(1, SeqCst);
                 std::future::pending::<()>().await
-            })
-            .detach();
+            }));
         }
         rt.block_on(async {
             while started.load(SeqCst) < 4 {
@@ -215,6 +217,7 @@ rt_test! {
             }
         });
         drop(rt);
+        drop(waiting);
         let results = std::mem::take(&mut *results.lock().unwrap());
         assert_eq!(results.len(), 4);
         for r in results {

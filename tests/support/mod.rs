@@ -202,6 +202,24 @@ impl Drop for DropToken {
     }
 }
 
+/// Waits until cancelled, like `std::future::pending()`, but keeps its waker, as a task
+/// waiting on real I/O does: a detached task waiting here is never freed as a lost waker,
+/// so it lives until something cancels it (a shutdown, say).
+pub async fn wait_forever() {
+    KeepsItsWaker(None).await
+}
+
+/// Returns `Pending` forever, keeping a clone of the latest waker.
+pub struct KeepsItsWaker(Option<Waker>);
+
+impl Future for KeepsItsWaker {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
 /// A future that counts its polls and never completes unless `ready_after` polls passed.
 #[derive(Debug)]
 pub struct PollCounter {
