@@ -34,6 +34,7 @@ pub struct Builder {
     pub(crate) on_exit: Option<Arc<ExitHookFn>>,
     pub(crate) trace: Option<PathBuf>,
     pub(crate) manual_clock: bool,
+    pub(crate) poll_timing: bool,
 }
 
 impl Builder {
@@ -50,6 +51,7 @@ impl Builder {
             on_exit: None,
             trace: None,
             manual_clock: false,
+            poll_timing: false,
         }
     }
 
@@ -119,6 +121,34 @@ impl Builder {
         self
     }
 
+    /// Records, for every task, how many polls it took, how long they ran (in total and
+    /// the longest), how long it waited on run queues, and how long from spawn to its first
+    /// poll. Off by default. Each task's record is on its exit
+    /// ([`TaskExit::timing`](crate::TaskExit::timing), in
+    /// [`on_task_exit`](Builder::on_task_exit)) and on its last event in the
+    /// [`trace`](Builder::trace); [`Metrics`](crate::Metrics) gains the executor-wide
+    /// `busy` and `scheduled_wait`.
+    ///
+    /// Off, it costs nothing measurable (one flag, tested where the tracer's flag already
+    /// was); on, a task reads the clock when it is queued and twice per poll, and carries
+    /// a small heap record (docs/performance.md has the figures).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = warden::Builder::new().poll_timing(true).build_local();
+    /// ex.block_on(ex.spawn(async { std::thread::sleep(Duration::from_millis(2)) }))
+    ///     .unwrap();
+    /// assert_eq!(ex.metrics().polls, 1);
+    /// assert!(ex.metrics().busy >= Duration::from_millis(2));
+    /// ```
+    pub fn poll_timing(mut self, on: bool) -> Builder {
+        self.poll_timing = on;
+        self
+    }
+
     /// Time follows a [`ManualClock`](crate::ManualClock) instead of the real clock: for
     /// tests. [`sleep`](crate::sleep), [`timeout`](crate::timeout), group deadlines and a
     /// [`Supervisor`](crate::Supervisor)'s intensity period and backoff see time move only
@@ -168,6 +198,7 @@ impl Builder {
             backtraces: self.backtraces,
             on_exit: self.on_exit.clone(),
             trace: self.trace.clone(),
+            poll_timing: self.poll_timing,
         }
     }
 }
@@ -189,6 +220,7 @@ impl fmt::Debug for Builder {
             .field("on_task_exit", &self.on_exit.as_ref().map(|_| "<custom>"))
             .field("trace", &self.trace)
             .field("manual_clock", &self.manual_clock)
+            .field("poll_timing", &self.poll_timing)
             .finish()
     }
 }

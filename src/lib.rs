@@ -187,6 +187,7 @@ mod block_on;
 mod builder;
 mod clock;
 mod context;
+mod dump;
 mod failure;
 mod group;
 mod handle;
@@ -217,6 +218,7 @@ use std::task::{Context, Poll};
 
 pub use builder::Builder;
 pub use clock::ManualClock;
+pub use dump::TaskDump;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
 pub use group::{GroupCanceller, GroupJoin, TaskGroup};
 pub use handle::Handle;
@@ -226,7 +228,7 @@ pub use metrics::Metrics;
 pub use outcome::Outcome;
 pub use pool::Executor;
 pub use supervise::{Backoff, Child, Restart, Restarted, Strategy, Supervisor, SupervisorError};
-pub use task::{GroupId, JoinHandle, TaskId, TaskInfo};
+pub use task::{GroupId, JoinHandle, PollTiming, TaskId, TaskInfo, TaskSnapshot, TaskState};
 pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
 
 /// Runs `future` to completion on a fresh [`LocalExecutor`], together with the tasks it

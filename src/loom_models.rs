@@ -61,6 +61,7 @@ fn test_sched(hook: Option<Arc<HookFn>>) -> Arc<TestSched> {
         backtraces: Backtraces::Off,
         on_exit: None,
         trace: None,
+        poll_timing: false,
     };
     Arc::new(TestSched {
         // Two shards: tasks land in both, by id.

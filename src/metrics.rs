@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+use std::time::Duration;
 
 use crate::hook::TaskExit;
 use crate::loom::AtomicU64;
@@ -46,6 +47,13 @@ pub struct Metrics {
     pub polls: u64,
     /// Tasks spawned but not yet finished.
     pub live: u64,
+    /// Time spent inside task polls, summed over every poll so far. Counted only with
+    /// [`Builder::poll_timing`](crate::Builder::poll_timing) on: zero otherwise.
+    pub busy: Duration,
+    /// Time tasks spent on run queues, from each spawn or wake to the poll that followed,
+    /// summed over every poll so far (see [`PollTiming`](crate::PollTiming)). Counted only
+    /// with [`Builder::poll_timing`](crate::Builder::poll_timing) on: zero otherwise.
+    pub scheduled_wait: Duration,
 }
 
 /// One line, the identity the counters keep:
@@ -92,6 +100,10 @@ struct Slot {
     errored: AtomicU64,
     cancelled: AtomicU64,
     polls: AtomicU64,
+    /// Nanoseconds in polls, with poll timing on.
+    busy: AtomicU64,
+    /// Nanoseconds on run queues, with poll timing on.
+    waited: AtomicU64,
 }
 
 /// This thread's claim on one of the [`OWNED_SLOTS`] slot numbers, given back when the
@@ -189,6 +201,8 @@ impl Counters {
                 errored: AtomicU64::new(0),
                 cancelled: AtomicU64::new(0),
                 polls: AtomicU64::new(0),
+                busy: AtomicU64::new(0),
+                waited: AtomicU64::new(0),
             }),
         }
     }
@@ -198,15 +212,27 @@ impl Counters {
     /// spawn of the task whose end this is.
     #[inline(always)]
     fn bump(&self, field: impl FnOnce(&Slot) -> &AtomicU64) {
+        self.add(field, 1);
+    }
+
+    /// Adds `amount` to `field` of this thread's slot; see [`bump`](Self::bump).
+    #[inline(always)]
+    fn add(&self, field: impl FnOnce(&Slot) -> &AtomicU64, amount: u64) {
         let index = slot();
         let counter = field(&self.slots[index]);
         if index == SHARED_SLOT {
-            counter.fetch_add(1, Release);
+            counter.fetch_add(amount, Release);
         } else {
             // This thread holds the lease on `index`: it is the only writer, so a load and
             // a store cannot lose an update (readers only load).
-            counter.store(counter.load(Relaxed) + 1, Release);
+            counter.store(counter.load(Relaxed) + amount, Release);
         }
+    }
+
+    /// A timed poll ran for `busy` nanoseconds, after `waited` nanoseconds on a queue.
+    pub(crate) fn timed(&self, busy: u64, waited: u64) {
+        self.add(|s| &s.busy, busy);
+        self.add(|s| &s.waited, waited);
     }
 
     #[inline]
@@ -250,6 +276,8 @@ impl Counters {
             cancelled,
             polls: sum(|s| &s.polls, Relaxed),
             live: spawned - (completed + panicked + errored + cancelled),
+            busy: Duration::from_nanos(sum(|s| &s.busy, Relaxed)),
+            scheduled_wait: Duration::from_nanos(sum(|s| &s.waited, Relaxed)),
         }
     }
 }

@@ -397,7 +397,9 @@ impl LocalExecutor {
 
     /// Runs up to `limit` ready tasks; returns how many ran.
     fn run_batch(&self, limit: usize) -> usize {
-        self.shared.timers.fire_due();
+        let now = Instant::now();
+        self.shared.timers.fire_due_at(now);
+        let mark = self.shared.owner.poll_clock(0, now).mark(); // see task/snapshot.rs
         // Tasks woken elsewhere join the back of the line once per batch, so a task that
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
@@ -406,6 +408,7 @@ impl LocalExecutor {
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
+                    task.header().mark_poll(mark);
                     if let Some(again) = task.run() {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.

@@ -26,6 +26,7 @@ use futures_task::waker_ref;
 
 use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
+use super::timing::{PollTiming, TimingCell};
 use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
@@ -127,9 +128,10 @@ where
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,
         group: Option<Arc<dyn GroupLink>>,
+        timing: Option<Box<TimingCell>>,
     ) -> Arc<Self> {
         Arc::new(Task {
-            header: Header::new(info, scheduler, group),
+            header: Header::new(info, scheduler, group, timing),
             stage: UnsafeCell::new(Stage::Running(future)),
             into_result,
         })
@@ -140,20 +142,12 @@ where
     fn poll_future(self: Arc<Self>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
-        // Tracing off takes the first branch, which is exactly the untraced poll.
-        let polled = match &owner.tracer {
-            None => self.poll_once(owner),
-            Some(tracer) => {
-                let started = tracer.poll_start();
-                let polled = self.poll_once(owner);
-                let outcome = match &polled {
-                    Polled::Pending => "pending",
-                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
-                    Polled::Panicked(_) => "panicked",
-                };
-                tracer.poll_end(&self.header.info, started, outcome);
-                polled
-            }
+        let before = self.header.count_poll();
+        // Tracing and timing off take the first branch, which is exactly the plain poll.
+        let polled = if owner.observes_polls {
+            self.poll_observed(owner, before == 0)
+        } else {
+            self.poll_once(owner)
         };
         match polled {
             Polled::Pending => match self.header.state.transition_to_idle() {
@@ -178,6 +172,29 @@ where
                 None
             }
         }
+    }
+
+    /// [`poll_once`](Self::poll_once), recorded in the trace and the poll timing (whichever
+    /// is on). `first` for the task's first poll.
+    #[inline(never)]
+    fn poll_observed(self: &Arc<Self>, owner: &TaskOwner, first: bool) -> Polled<F::Output> {
+        let timing = self.header.timing.as_deref();
+        let timed = timing.map(|t| t.poll_started(owner.epoch, first));
+        let traced = owner.tracer.as_ref().map(|tracer| tracer.poll_start());
+        let polled = self.poll_once(owner);
+        if let (Some(tracer), Some(started)) = (&owner.tracer, traced) {
+            let outcome = match &polled {
+                Polled::Pending => "pending",
+                Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
+                Polled::Panicked(_) => "panicked",
+            };
+            tracer.poll_end(&self.header.info, started, outcome);
+        }
+        if let (Some(timing), Some(started)) = (timing, timed) {
+            let busy = timing.poll_ended(owner.epoch, &started);
+            owner.metrics.timed(busy, started.waited);
+        }
+        polled
     }
 
     /// The task's result for the future's output: a value, or the failure a group task's
@@ -457,9 +474,11 @@ fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &T
     }
 }
 
-/// Tells the outcome hook and the tracer how a task ended.
+/// Tells the outcome hook and the tracer how a task ended, with its poll timing if that
+/// is on.
 fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
     let info = &header.info;
+    let timing: Option<PollTiming> = header.timing.as_ref().map(|t| t.read(header.polls()));
     if let Some(tracer) = &owner.tracer {
         // A member cancelled because a sibling failed: the event names that sibling.
         let sibling = match exit {
@@ -468,10 +487,11 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
             }
             _ => None,
         };
-        tracer.ended(info, exit, sibling.as_ref());
+        tracer.ended(info, exit, sibling.as_ref(), timing.as_ref());
     }
     if let Some(hook) = &owner.on_exit {
-        if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, exit)) {
+        let call = || crate::hook::with_timing(exit, timing.as_ref(), || hook(info, exit));
+        if let Err(payload) = catch_panics(Backtraces::Off, call) {
             crate::report::error!(
                 "the task-exit hook panicked ({}) for {info}",
                 crate::failure::payload_message(&*payload)

@@ -1,9 +1,11 @@
 //! The part of a task that does not depend on its future's type.
 
 use crate::loom::{Arc, AtomicUsize, Mutex, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
 
 use super::state::State;
+use super::timing::TimingCell;
 use super::{GroupLink, Schedule, TaskInfo};
 use crate::failure::CancelReason;
 
@@ -24,6 +26,14 @@ pub(crate) struct Header {
     pub(crate) group: Option<Arc<dyn GroupLink>>,
     /// The task's key in its owner's registry; written once, before the task is queued.
     pub(crate) owner_key: AtomicUsize,
+    /// How many times it was polled; written by the `RUNNING` thread only (rule 1), read
+    /// by dumps and by the exit's timing.
+    pub(crate) polls: AtomicU64,
+    /// Where and when its last poll began: the executor's poll mark (see `snapshot.rs`),
+    /// stored before transition 2. Read by dumps.
+    pub(crate) last_poll: AtomicU64,
+    /// Its poll timing record, when the owner times polls (see `timing.rs`).
+    pub(crate) timing: Option<Box<TimingCell>>,
 }
 
 impl Header {
@@ -32,6 +42,7 @@ impl Header {
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,
         group: Option<Arc<dyn GroupLink>>,
+        timing: Option<Box<TimingCell>>,
     ) -> Header {
         Header {
             state: State::new(),
@@ -41,7 +52,30 @@ impl Header {
             scheduler,
             group,
             owner_key: AtomicUsize::new(usize::MAX),
+            polls: AtomicU64::new(0),
+            last_poll: AtomicU64::new(0),
+            timing,
         }
+    }
+
+    /// Stores the executor's poll mark (see `snapshot.rs`); call right before `run`.
+    #[inline]
+    pub(crate) fn mark_poll(&self, mark: u64) {
+        self.last_poll.store(mark, Relaxed);
+    }
+
+    /// How many times it was polled so far.
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Relaxed)
+    }
+
+    /// Counts a poll and returns how many came before it. The caller holds `RUNNING`, the
+    /// only writer (rule 1), so a load and a store cannot lose a count.
+    #[inline]
+    pub(crate) fn count_poll(&self) -> u64 {
+        let before = self.polls.load(Relaxed);
+        self.polls.store(before + 1, Relaxed);
+        before
     }
 
     /// The task's own cancel reason (the group's is read separately, in `Task::run`).
@@ -51,10 +85,18 @@ impl Header {
             .unwrap_or(CancelReason::Explicit(None))
     }
 
-    /// Records a wake in the task timeline, if tracing is on.
-    pub(crate) fn trace_wake(&self) {
-        if let Some(tracer) = &self.scheduler.owner().tracer {
-            tracer.wake(&self.info);
+    /// The task is being queued by a wake (transition 1 said `Submit`): recorded in the
+    /// task timeline and in its poll timing, if either is on. One test when both are off.
+    #[inline]
+    pub(crate) fn note_wake(&self) {
+        let owner = self.scheduler.owner();
+        if owner.observes_polls {
+            if let Some(tracer) = &owner.tracer {
+                tracer.wake(&self.info);
+            }
+            if let Some(timing) = &self.timing {
+                timing.queued(owner.epoch);
+            }
         }
     }
 

@@ -73,7 +73,9 @@ mod join;
 mod location;
 mod owner;
 pub(crate) mod slab;
+mod snapshot;
 pub(crate) mod state;
+mod timing;
 mod waker;
 
 use std::future::Future;
@@ -84,9 +86,12 @@ use std::time::{Duration, Instant};
 pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
 pub use location::Location;
+pub use snapshot::{TaskSnapshot, TaskState};
+pub use timing::PollTiming;
 
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
+pub(crate) use snapshot::PollClock;
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::{FailureWatch, TaskExit};
@@ -269,8 +274,13 @@ where
         current::current_task(),
         spec.group.as_ref().map(|g| g.id()),
     );
+    let timing = {
+        let owner = scheduler.owner();
+        (owner.poll_timing).then(|| timing::TimingCell::new(owner.epoch))
+    };
     // SAFETY: forwarded from this function's own contract.
-    let task = unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group) };
+    let task =
+        unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group, timing) };
     let header = task.header();
     let owner = header.scheduler.owner();
     owner.metrics.spawned();
@@ -391,12 +401,12 @@ pub(crate) fn cancel_all(tasks: Vec<TaskRef>, reason: CancelReason) {
 /// task can be moved into the queue without another reference count.)
 #[inline]
 pub(crate) fn submit(scheduler: &dyn Schedule, task: TaskRef) {
-    task.header().trace_wake();
+    task.header().note_wake();
     scheduler.schedule(task);
 }
 
 /// Transition 1, as a waker does it, without the queueing: hands `task` back if it must
-/// be queued (with `trace_wake` and `schedule`), else drops it. For a caller that owns
+/// be queued (with `note_wake` and `schedule`), else drops it. For a caller that owns
 /// references to the tasks it wakes (a group cancelling its members).
 pub(crate) fn notify(task: TaskRef) -> Option<TaskRef> {
     match task.header().state.transition_to_notified() {
