@@ -408,8 +408,7 @@ impl LocalExecutor {
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    task.header().mark_poll(mark);
-                    if let Some(again) = task.run() {
+                    if let Some(again) = task.run(mark) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));

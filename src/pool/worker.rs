@@ -146,8 +146,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let run = |task: TaskRef, pops: u32, mark: u64| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
-        task.header().mark_poll(mark);
-        if let Some(again) = task.run() {
+        if let Some(again) = task.run(mark) {
             // Woken during its own poll: to the back of our deque, never the LIFO slot. No
             // idle worker is woken: the number of runnable tasks did not grow, and this
             // worker looks at its deque next.

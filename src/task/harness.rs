@@ -405,7 +405,8 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>) -> Option<TaskRef> {
+    fn run(self: Arc<Self>, mark: u64) -> Option<TaskRef> {
+        self.header.mark_poll(mark);
         match self.header.state.transition_to_running() {
             ToRunning::Dead => None,
             ToRunning::Cancel => {

@@ -58,7 +58,7 @@ impl Header {
         }
     }
 
-    /// Stores the executor's poll mark (see `snapshot.rs`); call right before `run`.
+    /// Stores the executor's poll mark (see `snapshot.rs`); `run` does, before transition 2.
     #[inline]
     pub(crate) fn mark_poll(&self, mark: u64) {
         self.last_poll.store(mark, Relaxed);
@@ -87,16 +87,23 @@ impl Header {
 
     /// The task is being queued by a wake (transition 1 said `Submit`): recorded in the
     /// task timeline and in its poll timing, if either is on. One test when both are off.
-    #[inline]
     pub(crate) fn note_wake(&self) {
         let owner = self.scheduler.owner();
         if owner.observes_polls {
-            if let Some(tracer) = &owner.tracer {
-                tracer.wake(&self.info);
-            }
-            if let Some(timing) = &self.timing {
-                timing.queued(owner.epoch);
-            }
+            self.note_observed_wake(owner);
+        }
+    }
+
+    /// [`note_wake`](Self::note_wake) with an observer on: out of line, so that the wake
+    /// path stays as small as it was without observers.
+    #[cold]
+    #[inline(never)]
+    fn note_observed_wake(&self, owner: &super::TaskOwner) {
+        if let Some(tracer) = &owner.tracer {
+            tracer.wake(&self.info);
+        }
+        if let Some(timing) = &self.timing {
+            timing.queued(owner.epoch);
         }
     }
 

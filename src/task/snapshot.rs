@@ -6,9 +6,10 @@
 //! A dump says how long a running task has been running and how long an idle one has been
 //! idle, yet reading the clock on every poll would cost more than the rest of a short poll.
 //! So every executor keeps a [`PollClock`] per worker: the worker's index and a time read
-//! now and then, not per poll. Before each poll the executor stores the clock's current
-//! mark (one word: the time in microseconds since the owner's epoch, and the worker index)
-//! in the task's header, a plain store to a line the poll touches anyway.
+//! now and then, not per poll. The executor hands the clock's current mark (one word: the
+//! time in microseconds since the owner's epoch, and the worker index) to each poll
+//! (`RawTask::run`), which stores it in the task's header before transition 2: a plain
+//! store to a line the poll touches anyway.
 //!
 //! When the clock is read is the executor's choice, with one rule: a mark is never later
 //! than the poll it marks, so "running for" and "idle for" are never understated. The
