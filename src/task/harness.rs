@@ -26,7 +26,7 @@ use futures_task::waker_ref;
 
 use super::TaskOwner;
 use super::state::{ToIdle, ToRunning};
-use super::timing::{PollTiming, TimingCell};
+use super::timing::PollTiming;
 use super::{GroupLink, Header, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
@@ -128,10 +128,9 @@ where
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,
         group: Option<Arc<dyn GroupLink>>,
-        timing: Option<Box<TimingCell>>,
     ) -> Arc<Self> {
         Arc::new(Task {
-            header: Header::new(info, scheduler, group, timing),
+            header: Header::new(info, scheduler, group),
             stage: UnsafeCell::new(Stage::Running(future)),
             into_result,
         })
@@ -178,7 +177,7 @@ where
     /// is on). `first` for the task's first poll.
     #[inline(never)]
     fn poll_observed(self: &Arc<Self>, owner: &TaskOwner, first: bool) -> Polled<F::Output> {
-        let timing = self.header.timing.as_deref();
+        let timing = self.header.timing.get().map(|t| &**t);
         let timed = timing.map(|t| t.poll_started(owner.epoch, first));
         let traced = owner.tracer.as_ref().map(|tracer| tracer.poll_start());
         let polled = self.poll_once(owner);
@@ -479,7 +478,7 @@ fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &T
 /// is on.
 fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
     let info = &header.info;
-    let timing: Option<PollTiming> = header.timing.as_ref().map(|t| t.read(header.polls()));
+    let timing: Option<PollTiming> = header.timing.get().map(|t| t.read(header.polls()));
     if let Some(tracer) = &owner.tracer {
         // A member cancelled because a sibling failed: the event names that sibling.
         let sibling = match exit {

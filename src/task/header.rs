@@ -1,6 +1,7 @@
 //! The part of a task that does not depend on its future's type.
 
 use crate::loom::{Arc, AtomicUsize, Mutex, Ordering};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Waker;
 
@@ -8,6 +9,7 @@ use super::state::State;
 use super::timing::TimingCell;
 use super::{GroupLink, Schedule, TaskInfo};
 use crate::failure::CancelReason;
+use crate::trace::Tracer;
 
 /// Shared by the executor, the wakers, the handle and the group. The field rules are in
 /// the module doc of [`crate::task`].
@@ -32,8 +34,11 @@ pub(crate) struct Header {
     /// Where and when its last poll began: the executor's poll mark (see `snapshot.rs`),
     /// stored before transition 2. Read by dumps.
     pub(crate) last_poll: AtomicU64,
-    /// Its poll timing record, when the owner times polls (see `timing.rs`).
-    pub(crate) timing: Option<Box<TimingCell>>,
+    /// Its poll timing record, when the owner times polls (see `timing.rs`): set once, by
+    /// the spawning thread before the task is queued. Looked at only on the paths that the
+    /// owner's `observes_polls` flag guards, so without timing a task pays for its
+    /// initialisation and nothing else.
+    pub(crate) timing: OnceLock<Box<TimingCell>>,
 }
 
 impl Header {
@@ -42,7 +47,6 @@ impl Header {
         info: TaskInfo,
         scheduler: Arc<dyn Schedule>,
         group: Option<Arc<dyn GroupLink>>,
-        timing: Option<Box<TimingCell>>,
     ) -> Header {
         Header {
             state: State::new(),
@@ -54,7 +58,7 @@ impl Header {
             owner_key: AtomicUsize::new(usize::MAX),
             polls: AtomicU64::new(0),
             last_poll: AtomicU64::new(0),
-            timing,
+            timing: OnceLock::new(),
         }
     }
 
@@ -90,7 +94,7 @@ impl Header {
     pub(crate) fn note_wake(&self) {
         let owner = self.scheduler.owner();
         if owner.observes_polls {
-            self.note_observed_wake(owner);
+            self.note_observed_wake(owner.tracer.as_ref(), owner.epoch);
         }
     }
 
@@ -98,12 +102,12 @@ impl Header {
     /// path stays as small as it was without observers.
     #[cold]
     #[inline(never)]
-    fn note_observed_wake(&self, owner: &super::TaskOwner) {
-        if let Some(tracer) = &owner.tracer {
+    fn note_observed_wake(&self, tracer: Option<&Tracer>, epoch: std::time::Instant) {
+        if let Some(tracer) = tracer {
             tracer.wake(&self.info);
         }
-        if let Some(timing) = &self.timing {
-            timing.queued(owner.epoch);
+        if let Some(timing) = self.timing.get() {
+            timing.queued(epoch);
         }
     }
 

@@ -288,15 +288,14 @@ where
         current::current_task(),
         spec.group.as_ref().map(|g| g.id()),
     );
-    let timing = {
-        let owner = scheduler.owner();
-        (owner.poll_timing).then(|| timing::TimingCell::new(owner.epoch))
-    };
     // SAFETY: forwarded from this function's own contract.
-    let task =
-        unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group, timing) };
+    let task = unsafe { harness::Task::new(future, into_result, info, scheduler, spec.group) };
     let header = task.header();
     let owner = header.scheduler.owner();
+    if owner.poll_timing {
+        // Before the task is queued: its first wait starts here.
+        let _ = header.timing.set(timing::TimingCell::new(owner.epoch));
+    }
     owner.metrics.spawned();
     if let Some(tracer) = &owner.tracer {
         tracer.spawn(&header.info);
