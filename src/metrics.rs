@@ -212,27 +212,29 @@ impl Counters {
     /// spawn of the task whose end this is.
     #[inline(always)]
     fn bump(&self, field: impl FnOnce(&Slot) -> &AtomicU64) {
-        self.add(field, 1);
-    }
-
-    /// Adds `amount` to `field` of this thread's slot; see [`bump`](Self::bump).
-    #[inline(always)]
-    fn add(&self, field: impl FnOnce(&Slot) -> &AtomicU64, amount: u64) {
         let index = slot();
         let counter = field(&self.slots[index]);
         if index == SHARED_SLOT {
-            counter.fetch_add(amount, Release);
+            counter.fetch_add(1, Release);
         } else {
             // This thread holds the lease on `index`: it is the only writer, so a load and
             // a store cannot lose an update (readers only load).
-            counter.store(counter.load(Relaxed) + amount, Release);
+            counter.store(counter.load(Relaxed) + 1, Release);
         }
     }
 
     /// A timed poll ran for `busy` nanoseconds, after `waited` nanoseconds on a queue.
     pub(crate) fn timed(&self, busy: u64, waited: u64) {
-        self.add(|s| &s.busy, busy);
-        self.add(|s| &s.waited, waited);
+        let index = slot();
+        let slot = &self.slots[index];
+        for (counter, amount) in [(&slot.busy, busy), (&slot.waited, waited)] {
+            if index == SHARED_SLOT {
+                counter.fetch_add(amount, Release);
+            } else {
+                // The lease makes this thread the only writer (see `bump`).
+                counter.store(counter.load(Relaxed) + amount, Release);
+            }
+        }
     }
 
     #[inline]

@@ -140,7 +140,9 @@ rt_test! {
             let child = rt.block_on(rt.spawn(async {
                 let child = warden::spawn(async {});
                 std::thread::sleep(SLEPT);
-                child.id()
+                let id = child.id();
+                child.await.unwrap(); // so that shutdown finds it finished
+                id
             }))
             .unwrap();
             rt.shutdown();

@@ -53,8 +53,9 @@ impl PollClock {
     /// Moves the clock to `now`.
     #[inline]
     pub(crate) fn set(&mut self, now: Instant) {
-        let micros = u64::try_from(now.saturating_duration_since(self.epoch).as_micros())
-            .unwrap_or(u64::MAX >> WORKER_BITS);
+        // Seconds and microseconds apart rather than `as_micros` (128-bit arithmetic).
+        let since = now.saturating_duration_since(self.epoch);
+        let micros = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
         self.mark = micros << WORKER_BITS | (self.mark & WORKER_MASK);
     }
 

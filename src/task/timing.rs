@@ -92,7 +92,10 @@ pub(crate) struct TimingCell {
 /// Nanoseconds from `epoch` to `at` (0 if `at` is earlier).
 #[inline]
 pub(crate) fn nanos_since(epoch: Instant, at: Instant) -> u64 {
-    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    // Seconds and nanoseconds apart rather than `as_nanos`, which is 128-bit arithmetic;
+    // 2^64 ns is 584 years, so the sum does not overflow.
+    let since = at.saturating_duration_since(epoch);
+    since.as_secs() * 1_000_000_000 + u64::from(since.subsec_nanos())
 }
 
 /// The moment a timed poll started, and how long the task had waited for it.
