@@ -4,7 +4,7 @@
 //! A dump is taken from the executor's registry of live tasks (`task/owner.rs`): each
 //! shard is locked in turn while its tasks' headers are read, so a dump is not one instant
 //! but a walk, and tasks keep running meanwhile. Each task is read in one go (its state
-//! word, its poll count and its poll mark: see `task/snapshot.rs` for what those cost the
+//! word, its poll count and its poll stamp: see `task/snapshot.rs` for what those cost the
 //! executor, and how coarse the times are).
 //!
 //! The tree: a task sits under the task that spawned it while that one is alive, or at the

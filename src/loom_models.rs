@@ -78,7 +78,7 @@ fn run_ready(sched: &TestSched) -> usize {
         let task = sched.queue.lock().unwrap().pop_front();
         match task {
             Some(task) => {
-                if let Some(again) = task.run_unmarked() {
+                if let Some(again) = task.run_unstamped() {
                     sched.schedule(again);
                 }
                 ran += 1;

@@ -399,7 +399,7 @@ impl LocalExecutor {
     fn run_batch(&self, limit: usize) -> usize {
         let now = Instant::now();
         self.shared.timers.fire_due_at(now);
-        let mark = self.shared.owner.poll_clock(0, now).mark(); // see task/snapshot.rs
+        let stamp = self.shared.owner.poll_clock(0, now).stamp(); // see task/snapshot.rs
         // Tasks woken elsewhere join the back of the line once per batch, so a task that
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
@@ -408,7 +408,7 @@ impl LocalExecutor {
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    if let Some(again) = task.run(mark) {
+                    if let Some(again) = task.run(stamp) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));

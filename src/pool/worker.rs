@@ -15,8 +15,8 @@ use crate::task::{Schedule, TaskOwner, TaskRef, TimerKey};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-/// A worker reads the clock for its poll marks once every this many turns of its loop
-/// (and after each park): often enough that a mark is at most this many short polls old,
+/// A worker reads the clock for its poll stamps once every this many turns of its loop
+/// (and after each park): often enough that a stamp is at most this many short polls old,
 /// seldom enough that the read is noise beside the polls (docs/performance.md).
 const CLOCK_INTERVAL: u32 = 64;
 
@@ -141,12 +141,12 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let mut searching = false;
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
-    // The poll mark each task gets before its poll, for dumps (see task/snapshot.rs).
+    // The poll stamp each task gets before its poll, for dumps (see task/snapshot.rs).
     let mut clock = shared.owner.poll_clock(index, Instant::now());
-    let run = |task: TaskRef, pops: u32, mark: u64| {
+    let run = |task: TaskRef, pops: u32, stamp: u64| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
-        if let Some(again) = task.run(mark) {
+        if let Some(again) = task.run(stamp) {
             // Woken during its own poll: to the back of our deque, never the LIFO slot. No
             // idle worker is woken: the number of runnable tasks did not grow, and this
             // worker looks at its deque next.
@@ -165,7 +165,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
                     shared.notify_one();
                 }
             }
-            run(task, pops, clock.mark());
+            run(task, pops, clock.stamp());
             continue;
         }
         if shared.stopping.load(Ordering::SeqCst) {
@@ -182,7 +182,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
             // another idle worker, if any, takes over (as when a searcher finds work).
             shared.notify_one();
             pops = pops.wrapping_add(1);
-            run(task, pops, clock.mark());
+            run(task, pops, clock.stamp());
         }
     }
 }

@@ -404,8 +404,8 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>, mark: u64) -> Option<TaskRef> {
-        self.header.mark_poll(mark);
+    fn run(self: Arc<Self>, stamp: u64) -> Option<TaskRef> {
+        self.header.stamp_poll(stamp);
         match self.header.state.transition_to_running() {
             ToRunning::Dead => None,
             ToRunning::Cancel => {

@@ -31,7 +31,7 @@ pub(crate) struct Header {
     /// How many times it was polled; written by the `RUNNING` thread only (rule 1), read
     /// by dumps and by the exit's timing.
     pub(crate) polls: AtomicU64,
-    /// Where and when its last poll began: the executor's poll mark (see `snapshot.rs`),
+    /// Where and when its last poll began: the executor's poll stamp (see `snapshot.rs`),
     /// stored before transition 2. Read by dumps.
     pub(crate) last_poll: AtomicU64,
     /// Its poll timing record, when the owner times polls (see `timing.rs`): set once, by
@@ -62,10 +62,10 @@ impl Header {
         }
     }
 
-    /// Stores the executor's poll mark (see `snapshot.rs`); `run` does, before transition 2.
+    /// Stores the executor's poll stamp (see `snapshot.rs`); `run` does, before transition 2.
     #[inline]
-    pub(crate) fn mark_poll(&self, mark: u64) {
-        self.last_poll.store(mark, Relaxed);
+    pub(crate) fn stamp_poll(&self, stamp: u64) {
+        self.last_poll.store(stamp, Relaxed);
     }
 
     /// How many times it was polled so far.

@@ -117,20 +117,20 @@ pub(crate) trait RawTask: Send + Sync {
     /// queue: the caller, which is the executor, queues it (so the requeue costs no
     /// reference counting at all).
     ///
-    /// `mark` is the executor's poll mark for this poll (see `snapshot.rs`), stored in the
+    /// `stamp` is the executor's poll stamp for this poll (see `snapshot.rs`), stored in the
     /// header before transition 2.
     #[must_use = "a task returned by run must be queued again"]
-    fn run(self: Arc<Self>, mark: u64) -> Option<TaskRef>;
+    fn run(self: Arc<Self>, stamp: u64) -> Option<TaskRef>;
 
-    /// [`run`](Self::run), keeping the task's last poll mark: for the steps that are no
+    /// [`run`](Self::run), keeping the task's last poll stamp: for the steps that are no
     /// worker's poll (a shutdown drain, a task refused after shutdown).
     #[must_use = "a task returned by run must be queued again"]
-    fn run_unmarked(self: Arc<Self>) -> Option<TaskRef> {
-        let mark = self
+    fn run_unstamped(self: Arc<Self>) -> Option<TaskRef> {
+        let stamp = self
             .header()
             .last_poll
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.run(mark)
+        self.run(stamp)
     }
 }
 
@@ -311,7 +311,7 @@ where
             // normal cancel path drops the future and resolves the handle.
             header.cancel_reason.set(CancelReason::Shutdown);
             let _ = header.state.transition_to_cancel_requested();
-            let requeue = task_ref.run_unmarked();
+            let requeue = task_ref.run_unstamped();
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
     }

@@ -68,7 +68,7 @@ pub(crate) struct TaskOwner {
     pub(crate) poll_timing: bool,
     /// `tracer.is_some() || poll_timing`: the one flag that polls and wakes test.
     pub(crate) observes_polls: bool,
-    /// Time zero for poll marks and timing records.
+    /// Time zero for poll stamps and timing records.
     pub(crate) epoch: Instant,
 }
 
@@ -195,7 +195,7 @@ impl TaskOwner {
     /// owner-thread tasks only on its owner thread (else `complete` is `false`).
     pub(crate) fn snapshot(&self) -> LiveTasks {
         let registry = &self.registry;
-        // Microseconds, the poll marks' unit.
+        // Microseconds, the poll stamps' unit.
         let now = nanos_since(self.epoch, Instant::now()) / 1_000;
         let mut tasks = Vec::new();
         let mut visit = |live: &Live| {

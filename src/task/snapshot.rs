@@ -1,20 +1,20 @@
 //! What the live-task dump reads from a task: [`TaskSnapshot`] and [`TaskState`], and the
-//! *poll mark* that says where and when a task's last poll began.
+//! *poll stamp* that says where and when a task's last poll began.
 //!
-//! # The poll mark
+//! # The poll stamp
 //!
 //! A dump says how long a running task has been running and how long an idle one has been
 //! idle, yet reading the clock on every poll would cost more than the rest of a short poll.
 //! So every executor keeps a [`PollClock`] per worker: the worker's index and a time read
-//! now and then, not per poll. The executor hands the clock's current mark (one word: the
+//! now and then, not per poll. The executor hands the clock's current stamp (one word: the
 //! time in microseconds since the owner's epoch, and the worker index) to each poll
 //! (`RawTask::run`), which stores it in the task's header before transition 2: a plain
 //! store to a line the poll touches anyway.
 //!
-//! When the clock is read is the executor's choice, with one rule: a mark is never later
-//! than the poll it marks, so "running for" and "idle for" are never understated. The
+//! When the clock is read is the executor's choice, with one rule: a stamp is never later
+//! than the poll it stamps, so "running for" and "idle for" are never understated. The
 //! `LocalExecutor` reads it once per batch of at most 64 polls (it reads the clock there
-//! anyway, for its timers); a pool worker once every 64 polls and after each park. A mark
+//! anyway, for its timers); a pool worker once every 64 polls and after each park. A stamp
 //! can therefore be older than its poll by up to 63 other polls' worth of time, which for
 //! ordinary polls is microseconds; both numbers in the dump are upper bounds to that extent.
 //! An idle task's "idle for" is measured from the start of its last poll.
@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 
 use super::{GroupId, Header, Location, TaskId, TaskInfo};
 
-/// Bits of a poll mark that hold the worker index.
+/// Bits of a poll stamp that hold the worker index.
 const WORKER_BITS: u32 = 12;
 const WORKER_MASK: u64 = (1 << WORKER_BITS) - 1;
 
-/// A worker's coarse clock: the mark it stores in each task before polling it.
+/// A worker's coarse clock: the stamp each task it polls gets.
 pub(crate) struct PollClock {
     epoch: Instant,
-    mark: u64,
+    stamp: u64,
 }
 
 impl PollClock {
@@ -44,7 +44,7 @@ impl PollClock {
     pub(crate) fn new(epoch: Instant, worker: usize, now: Instant) -> PollClock {
         let mut clock = PollClock {
             epoch,
-            mark: (worker as u64).min(WORKER_MASK),
+            stamp: (worker as u64).min(WORKER_MASK),
         };
         clock.set(now);
         clock
@@ -56,13 +56,13 @@ impl PollClock {
         // Seconds and microseconds apart rather than `as_micros` (128-bit arithmetic).
         let since = now.saturating_duration_since(self.epoch);
         let micros = since.as_secs() * 1_000_000 + u64::from(since.subsec_micros());
-        self.mark = micros << WORKER_BITS | (self.mark & WORKER_MASK);
+        self.stamp = micros << WORKER_BITS | (self.stamp & WORKER_MASK);
     }
 
-    /// The mark to store in a task about to be polled.
+    /// The stamp for a task about to be polled.
     #[inline]
-    pub(crate) fn mark(&self) -> u64 {
-        self.mark
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp
     }
 }
 
@@ -118,17 +118,17 @@ impl TaskSnapshot {
     /// Reads `header` at `now` (on the owner's clock: microseconds since its epoch); `None`
     /// if the task has completed.
     pub(crate) fn read(header: &Header, now: u64) -> Option<TaskSnapshot> {
-        // The mark is stored before the poll's transition 2, which is a release: a state
-        // that shows that poll shows its mark.
+        // The stamp is stored before the poll's transition 2, which is a release: a state
+        // that shows that poll shows its stamp.
         let word = header.state.load();
         if word.is_complete() {
             return None;
         }
-        let mark = header.last_poll.load(Relaxed);
-        let elapsed = Duration::from_micros(now.saturating_sub(mark >> WORKER_BITS));
+        let stamp = header.last_poll.load(Relaxed);
+        let elapsed = Duration::from_micros(now.saturating_sub(stamp >> WORKER_BITS));
         let state = if word.is_running() {
             TaskState::Running {
-                worker: (mark & WORKER_MASK) as usize,
+                worker: (stamp & WORKER_MASK) as usize,
                 for_: elapsed,
             }
         } else if word.is_scheduled() {
