@@ -90,6 +90,62 @@ rt_test! {
     fn a_dump_from_another_thread_while_tasks_run(flavor) {
         bounded(move || from_another_thread(flavor));
     }
+
+    fn a_task_whose_parent_ended_is_at_the_top_and_says_so(flavor) {
+        bounded(move || {
+            let rt = flavor.rt();
+            let (tx, rx) = mpsc::channel();
+            let parent = rt.spawn_named("parent", async move {
+                tx.send(warden::spawn_named("orphan", pending::<()>()).id()).unwrap();
+            });
+            let parent_id = parent.id();
+            rt.block_on(parent).unwrap();
+            let orphan = rx.recv().unwrap();
+            settle(&rt, 1);
+            let dump = dump_of(&rt);
+            assert_eq!(dump.len(), 1);
+            assert_eq!(dump.get(orphan).unwrap().parent(), Some(parent_id));
+            let text = dump.to_string();
+            let line = text.lines().nth(1).unwrap();
+            assert!(line.starts_with(&format!("task 'orphan' {orphan}: idle for ")), "{text}");
+            assert!(line.ends_with(&format!(", by {parent_id} (ended)")), "{text}");
+            rt.shutdown();
+        });
+    }
+}
+
+/// A chain of live parents deeper than the tree indents: every task still gets its line,
+/// one below the other, and the indentation stops growing.
+#[test]
+fn a_deep_chain_prints_every_task_with_bounded_indentation() {
+    const DEPTH: usize = 100;
+    fn nest(left: usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'static>> {
+        Box::pin(async move {
+            if left > 0 {
+                warden::spawn_local_named(format!("level-{left}"), nest(left - 1)).detach();
+            }
+            pending::<()>().await
+        })
+    }
+    let ex = warden::LocalExecutor::new();
+    ex.spawn_named("root", nest(DEPTH)).detach();
+    ex.run_until_idle();
+    let dump = ex.dump();
+    assert_eq!(dump.len(), DEPTH + 1);
+    let text = dump.to_string();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines.len(), DEPTH + 1, "{text}");
+    let column = |l: &&str| l[..l.find("task ").unwrap()].chars().count();
+    let widest = lines.iter().map(column).max().unwrap();
+    let deepest = lines.last().unwrap();
+    assert!(deepest.contains("'level-1'"), "{deepest}");
+    // Each level indents by one four-column step (`└── ` is four characters) up to 32.
+    assert!(widest <= 4 * 33, "indentation grew to {widest} columns");
+    // Every task is there: ids in tree order are the spawn order here.
+    let ids: Vec<TaskId> = dump.iter().map(|t| t.id()).collect();
+    for (line, id) in lines.iter().zip(&ids) {
+        assert!(line.contains(&format!("{id}: ")), "{line} should be {id}");
+    }
 }
 
 fn known_tree(flavor: Flavor) {
