@@ -3,8 +3,10 @@
 //! channel, a running task with a queued child, and on the pool a task spinning on the
 //! other worker) matches it exactly in structure, names, states and poll counts, with the
 //! durations at least what the test waited; `Display` prints that tree; iterating yields
-//! every live task once; and a dump taken on another thread while tasks run lists them all
-//! (the pool) or those it can see (a `LocalExecutor`'s handle, away from its thread).
+//! every live task once; a dump taken on another thread while tasks run lists them all
+//! (the pool) or those it can see (a `LocalExecutor`'s handle, away from its thread); a task
+//! whose parent ended sits at the top and names it; and a chain of live parents deeper than
+//! the tree indents still prints every task, with bounded indentation.
 
 mod support;
 
