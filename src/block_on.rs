@@ -149,7 +149,7 @@ pub(crate) fn drain(
 ) {
     loop {
         while let Some(task) = pop() {
-            if let Some(again) = task.run(None) {
+            if let Some(again) = task.run_unstamped() {
                 requeue(again);
             }
         }

@@ -39,6 +39,7 @@ pub struct Builder {
     pub(crate) manual_clock: bool,
     pub(crate) blocking_threshold: Option<Duration>,
     pub(crate) on_stall: Option<Arc<StallHookFn>>,
+    pub(crate) poll_timing: bool,
 }
 
 impl Builder {
@@ -57,6 +58,7 @@ impl Builder {
             manual_clock: false,
             blocking_threshold: Some(DEFAULT_BLOCKING_THRESHOLD),
             on_stall: None,
+            poll_timing: false,
         }
     }
 
@@ -123,6 +125,34 @@ impl Builder {
     /// environment variable names the file.
     pub fn trace(mut self, path: impl Into<PathBuf>) -> Builder {
         self.trace = Some(path.into());
+        self
+    }
+
+    /// Records, for every task, how many polls it took, how long they ran (in total and
+    /// the longest), how long it waited on run queues, and how long from spawn to its first
+    /// poll. Off by default. Each task's record is on its exit
+    /// ([`TaskExit::timing`](crate::TaskExit::timing), in
+    /// [`on_task_exit`](Builder::on_task_exit)) and on its last event in the
+    /// [`trace`](Builder::trace); [`Metrics`](crate::Metrics) gains the executor-wide
+    /// `busy` and `scheduled_wait`.
+    ///
+    /// Off, it costs nothing measurable (one flag, tested where the tracer's flag already
+    /// was); on, a task reads the clock when it is queued and twice per poll, and carries
+    /// a small heap record (docs/performance.md has the figures).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ex = warden::Builder::new().poll_timing(true).build_local();
+    /// ex.block_on(ex.spawn(async { std::thread::sleep(Duration::from_millis(2)) }))
+    ///     .unwrap();
+    /// assert_eq!(ex.metrics().polls, 1);
+    /// assert!(ex.metrics().busy >= Duration::from_millis(2));
+    /// ```
+    pub fn poll_timing(mut self, on: bool) -> Builder {
+        self.poll_timing = on;
         self
     }
 
@@ -222,6 +252,7 @@ impl Builder {
             on_exit: self.on_exit.clone(),
             trace: self.trace.clone(),
             on_stall: self.stall_hook(),
+            poll_timing: self.poll_timing,
         }
     }
 
@@ -256,6 +287,7 @@ impl fmt::Debug for Builder {
             .field("manual_clock", &self.manual_clock)
             .field("blocking_threshold", &self.blocking_threshold)
             .field("on_stall", &self.on_stall.as_ref().map(|_| "<custom>"))
+            .field("poll_timing", &self.poll_timing)
             .finish()
     }
 }

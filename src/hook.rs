@@ -13,11 +13,12 @@
 //! "exactly once" for free: `Drop` runs once.
 
 use crate::loom::{Arc, AtomicBool, OnceLock, Ordering};
+use std::cell::Cell;
 use std::fmt;
 
 use crate::Backtraces;
 use crate::failure::{CancelReason, TaskError, catch_panics, payload_message};
-use crate::task::TaskInfo;
+use crate::task::{PollTiming, TaskInfo};
 
 /// What an executor does after its error hook has seen an unobserved failure.
 ///
@@ -82,6 +83,73 @@ pub enum TaskExit<'a> {
     Failed(&'a TaskError),
     /// The task was cancelled.
     Cancelled(&'a CancelReason),
+}
+
+impl TaskExit<'_> {
+    /// The task's poll timing, with [`Builder::poll_timing`](crate::Builder::poll_timing)
+    /// on: on the exit that [`on_task_exit`](crate::Builder::on_task_exit) hands its hook,
+    /// for the length of the call. `None` with timing off, and on a `TaskExit` made or
+    /// copied elsewhere (`let copy = *exit;` has none: the record belongs to the hook's
+    /// argument, not to the value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = warden::Builder::new()
+    ///     .poll_timing(true)
+    ///     .on_task_exit(|info, exit| {
+    ///         if let Some(timing) = exit.timing() {
+    ///             println!("{info}: {} polls, {:?} busy", timing.polls, timing.busy);
+    ///         }
+    ///     })
+    ///     .build_local();
+    /// ex.block_on(ex.spawn(async { warden::yield_now().await })).unwrap();
+    /// ```
+    pub fn timing(&self) -> Option<&PollTiming> {
+        let (exit, timing) = EXIT_TIMING.try_with(Cell::get).ok()?;
+        if timing.is_null() || !std::ptr::eq(exit, (self as *const Self).cast()) {
+            return None;
+        }
+        // SAFETY: `with_timing` stores these two pointers for the length of a call and
+        // restores the previous pair before it returns, and both referents outlive the
+        // call (they are its caller's). So the pair is set and `self` is at `exit`: `self`
+        // is that very exit (two live values never share an address, and `TaskExit` is not
+        // zero-sized), and a borrow of it cannot outlive the call that lent it, nor,
+        // therefore, the timing beside it, which nothing mutates meanwhile.
+        Some(unsafe { &*timing })
+    }
+}
+
+thread_local! {
+    /// The exit whose hook call is running on this thread, and its timing (see
+    /// [`TaskExit::timing`]); null pointers when none.
+    static EXIT_TIMING: Cell<(*const (), *const PollTiming)> =
+        const { Cell::new((std::ptr::null(), std::ptr::null())) };
+}
+
+/// Runs `f` (a call of the outcome hook with `exit`) with `timing` readable through
+/// [`TaskExit::timing`] on `exit`. Both must outlive the call, which they do: they are
+/// borrowed for it.
+pub(crate) fn with_timing<R>(
+    exit: &TaskExit<'_>,
+    timing: Option<&PollTiming>,
+    f: impl FnOnce() -> R,
+) -> R {
+    let Some(timing) = timing else { return f() };
+    /// Puts the previous pair back, also if `f` unwinds (a nested executor's hook may
+    /// have set its own).
+    struct Restore((*const (), *const PollTiming));
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = EXIT_TIMING.try_with(|cell| cell.set(self.0));
+        }
+    }
+    let pair = (
+        (exit as *const TaskExit<'_>).cast(),
+        timing as *const PollTiming,
+    );
+    let _restore = EXIT_TIMING.try_with(|cell| Restore(cell.replace(pair)));
+    f()
 }
 
 /// The outcome hook's type.

@@ -189,6 +189,7 @@ mod clock;
 mod context;
 #[cfg(feature = "criterion")]
 mod criterion_support;
+mod dump;
 mod failure;
 mod group;
 mod handle;
@@ -220,6 +221,7 @@ use std::task::{Context, Poll};
 
 pub use builder::Builder;
 pub use clock::ManualClock;
+pub use dump::TaskDump;
 pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, TaskError};
 pub use group::{GroupCanceller, GroupJoin, TaskGroup};
 pub use handle::Handle;
@@ -230,7 +232,7 @@ pub use outcome::Outcome;
 pub use pool::Executor;
 pub use stall::{Stall, StallKind};
 pub use supervise::{Backoff, Child, Restart, Restarted, Strategy, Supervisor, SupervisorError};
-pub use task::{GroupId, JoinHandle, TaskId, TaskInfo};
+pub use task::{GroupId, JoinHandle, PollTiming, TaskId, TaskInfo, TaskSnapshot, TaskState};
 pub use time::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
 
 /// Runs `future` to completion on a fresh [`LocalExecutor`], together with the tasks it

@@ -67,6 +67,7 @@ fn test_sched_with_stalls(hook: Option<Arc<HookFn>>, stalls: Drops) -> Arc<TestS
         on_exit: None,
         trace: None,
         on_stall: Arc::new(move |_| drop(stalls.token())),
+        poll_timing: false,
     };
     Arc::new(TestSched {
         // Two shards: tasks land in both, by id.
@@ -83,7 +84,7 @@ fn run_ready(sched: &TestSched) -> usize {
         let task = sched.queue.lock().unwrap().pop_front();
         match task {
             Some(task) => {
-                if let Some(again) = task.run(None) {
+                if let Some(again) = task.run_unstamped() {
                     sched.schedule(again);
                 }
                 ran += 1;

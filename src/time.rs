@@ -132,11 +132,19 @@ impl Timers {
     /// With a manual clock there is none: time moves only when the clock is advanced, and
     /// `advance` fires what came due (and wakes the driver through the tasks it wakes).
     pub(crate) fn fire_due(&self) -> Option<Instant> {
-        let next = fire_due_in(&self.entries, self.now());
-        if self.clock.get().is_some() {
-            return None;
+        self.fire_due_at(Instant::now())
+    }
+
+    /// [`fire_due`](Self::fire_due) for a caller that has just read the real clock
+    /// (`real_now`); a manual clock still reads its own time.
+    pub(crate) fn fire_due_at(&self, real_now: Instant) -> Option<Instant> {
+        match self.clock.get() {
+            Some(clock) => {
+                fire_due_in(&self.entries, clock.now());
+                None
+            }
+            None => fire_due_in(&self.entries, real_now),
         }
-        next
     }
 
     /// How many timers are registered.

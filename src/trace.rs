@@ -13,7 +13,9 @@
 //! task; the last poll of a task that finishes also covers the drop of its future, which
 //! runs right after it returns `Ready`. Spawns, wakes, failures and cancellations are
 //! instant events (`"ph": "i"`) with the task id in `args`. Thread names are recorded as
-//! metadata events.
+//! metadata events. With [`Builder::poll_timing`](crate::Builder::poll_timing) on, a task's
+//! ending event (its failure, its cancellation, or a `done` event for a completion) also
+//! carries its poll timing.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -24,7 +26,7 @@ use std::time::Instant;
 
 use crate::failure::{CancelReason, SiblingFailed, TaskError};
 use crate::hook::TaskExit;
-use crate::task::TaskInfo;
+use crate::task::{PollTiming, TaskInfo};
 
 /// One recorded event.
 struct Event {
@@ -167,21 +169,35 @@ impl Tracer {
     }
 
     /// A task ended: failures and cancellations are marked on its timeline (a completion
-    /// is the end of its last poll, already there).
+    /// is the end of its last poll, already there, unless poll timing is on: then it gets
+    /// an instant event of its own, `done`, to carry the timing). With poll timing on, the
+    /// ending event's args carry the task's [`PollTiming`], durations in microseconds.
     /// `sibling` is the failure that cancelled a group member, to name it in the event.
-    pub(crate) fn ended(&self, info: &TaskInfo, exit: &TaskExit<'_>, sibling: Option<&TaskError>) {
+    pub(crate) fn ended(
+        &self,
+        info: &TaskInfo,
+        exit: &TaskExit<'_>,
+        sibling: Option<&TaskError>,
+        timing: Option<&PollTiming>,
+    ) {
+        let timing_args = timing.map(timing_args).unwrap_or_default();
         match exit {
-            TaskExit::Completed => {}
-            TaskExit::Failed(error) => self.failed(error),
-            TaskExit::Cancelled(reason) => self.cancelled(info, reason, sibling),
+            TaskExit::Completed => {
+                if timing.is_some() {
+                    self.instant(format!("done {}", label(info)), info, timing_args);
+                }
+            }
+            TaskExit::Failed(error) => self.failed(error, timing_args),
+            TaskExit::Cancelled(reason) => self.cancelled(info, reason, sibling, timing_args),
         }
     }
 
-    fn failed(&self, error: &TaskError) {
+    fn failed(&self, error: &TaskError, timing_args: Vec<(&'static str, String)>) {
         let mut args = vec![("error", error.to_string())];
         if let Some(location) = error.location() {
             args.push(("location", location.to_string()));
         }
+        args.extend(timing_args);
         let kind = if error.is_panic() { "panic" } else { "error" };
         self.instant(
             format!("{kind} {}", label(error.task())),
@@ -190,12 +206,19 @@ impl Tracer {
         );
     }
 
-    fn cancelled(&self, info: &TaskInfo, reason: &CancelReason, sibling: Option<&TaskError>) {
+    fn cancelled(
+        &self,
+        info: &TaskInfo,
+        reason: &CancelReason,
+        sibling: Option<&TaskError>,
+        timing_args: Vec<(&'static str, String)>,
+    ) {
         let reason = match (reason, sibling) {
             (CancelReason::SiblingFailed(_), Some(sibling)) => SiblingFailed(sibling).to_string(),
             _ => reason.to_string(),
         };
-        let args = vec![("reason", reason)];
+        let mut args = vec![("reason", reason)];
+        args.extend(timing_args);
         self.instant(format!("cancel {}", label(info)), info, args);
     }
 
@@ -280,6 +303,19 @@ fn numbered(path: PathBuf) -> PathBuf {
         None => format!("{stem}.{n}"),
     };
     path.with_file_name(name)
+}
+
+/// A task's poll timing as event args: the count, and durations in microseconds (the
+/// trace's unit).
+fn timing_args(timing: &PollTiming) -> Vec<(&'static str, String)> {
+    let micros = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64() * 1e6);
+    vec![
+        ("polls", timing.polls.to_string()),
+        ("busy_us", micros(timing.busy)),
+        ("longest_poll_us", micros(timing.longest)),
+        ("scheduled_wait_us", micros(timing.scheduled_wait)),
+        ("first_poll_delay_us", micros(timing.first_poll_delay)),
+    ]
 }
 
 /// A JSON string literal.

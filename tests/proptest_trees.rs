@@ -820,6 +820,7 @@ fn run_case_here(flavor: Flavor, root: &Group) -> Result<(), String> {
         cancelled: count(|e| matches!(e, Exit::Cancelled(_))),
         polls: metrics.polls,
         live: 0,
+        ..metrics
     };
     if metrics != expected {
         problems.push(format!("metrics {metrics:?}, expected {expected:?}"));

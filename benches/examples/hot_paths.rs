@@ -7,6 +7,7 @@
 //! target/release/examples/hot_paths yield            # LocalExecutor
 //! target/release/examples/hot_paths yield --pool     # Executor, 2 workers
 //! target/release/examples/hot_paths yield --pool 4   # Executor, 4 workers
+//! target/release/examples/hot_paths yield --poll-timing   # with Builder::poll_timing(true)
 //! valgrind --tool=callgrind target/release/examples/hot_paths chain
 //! callgrind_annotate callgrind.out.<pid> | head -40
 //! ```
@@ -244,7 +245,10 @@ fn peer_rounds(workload: &str) -> Option<Duration> {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    // `--poll-timing`, anywhere: the same with `Builder::poll_timing(true)`.
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let poll_timing = all.iter().any(|a| a == "--poll-timing");
+    let mut args = all.into_iter().filter(|a| a != "--poll-timing");
     let workload = args.next().unwrap_or_else(|| "yield".to_owned());
     let pool = args.next().as_deref() == Some("--pool");
     let workers: usize = args
@@ -256,7 +260,9 @@ fn main() {
     }
     // Backtraces off: `panic` then measures what warden adds to a panic besides the stack
     // walk (which the default, `Backtraces::Always`, adds on top). No other workload panics.
-    let builder = warden::Builder::new().backtraces(warden::Backtraces::Off);
+    let builder = warden::Builder::new()
+        .backtraces(warden::Backtraces::Off)
+        .poll_timing(poll_timing);
     let rt = if pool {
         Runtime::Pool(builder.worker_threads(workers).build())
     } else {

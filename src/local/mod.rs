@@ -411,7 +411,9 @@ impl LocalExecutor {
 
     /// Runs up to `limit` ready tasks; returns how many ran.
     fn run_batch(&self, limit: usize) -> usize {
-        self.shared.timers.fire_due();
+        let now = Instant::now();
+        self.shared.timers.fire_due_at(now);
+        let stamp = self.shared.owner.poll_clock(0, now).stamp(); // see task/snapshot.rs
         // Tasks woken elsewhere join the back of the line once per batch, so a task that
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
@@ -421,7 +423,7 @@ impl LocalExecutor {
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    if let Some(again) = task.run(poll_slot) {
+                    if let Some(again) = task.run(poll_slot, stamp) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));

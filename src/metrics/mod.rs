@@ -8,6 +8,8 @@
 
 mod thread_slots;
 
+use std::time::Duration;
+
 use crate::hook::TaskExit;
 use crate::loom::AtomicU64;
 use crate::loom::Ordering::*;
@@ -52,6 +54,13 @@ pub struct Metrics {
     pub polls: u64,
     /// Tasks spawned but not yet finished.
     pub live: u64,
+    /// Time spent inside task polls, summed over every poll so far. Counted only with
+    /// [`Builder::poll_timing`](crate::Builder::poll_timing) on: zero otherwise.
+    pub busy: Duration,
+    /// Time tasks spent on run queues, from each spawn or wake to the poll that followed,
+    /// summed over every poll so far (see [`PollTiming`](crate::PollTiming)). Counted only
+    /// with [`Builder::poll_timing`](crate::Builder::poll_timing) on: zero otherwise.
+    pub scheduled_wait: Duration,
 }
 
 /// One line, the identity the counters keep:
@@ -91,6 +100,10 @@ struct Slot {
     errored: AtomicU64,
     cancelled: AtomicU64,
     polls: AtomicU64,
+    /// Nanoseconds in polls, with poll timing on.
+    busy: AtomicU64,
+    /// Nanoseconds on run queues, with poll timing on.
+    waited: AtomicU64,
 }
 
 /// The atomic counters behind [`Metrics`], one slot per thread that counts (and one shared,
@@ -110,6 +123,8 @@ impl Counters {
                 errored: AtomicU64::new(0),
                 cancelled: AtomicU64::new(0),
                 polls: AtomicU64::new(0),
+                busy: AtomicU64::new(0),
+                waited: AtomicU64::new(0),
             }),
         }
     }
@@ -127,6 +142,20 @@ impl Counters {
             // This thread holds the lease on `index`: it is the only writer, so a load and
             // a store cannot lose an update (readers only load).
             counter.store(counter.load(Relaxed) + 1, Release);
+        }
+    }
+
+    /// A timed poll ran for `busy` nanoseconds, after `waited` nanoseconds on a queue.
+    pub(crate) fn timed(&self, busy: u64, waited: u64) {
+        let index = slot();
+        let slot = &self.slots[index];
+        for (counter, amount) in [(&slot.busy, busy), (&slot.waited, waited)] {
+            if index == SHARED_SLOT {
+                counter.fetch_add(amount, Release);
+            } else {
+                // The lease makes this thread the only writer (see `bump`).
+                counter.store(counter.load(Relaxed) + amount, Release);
+            }
         }
     }
 
@@ -171,6 +200,8 @@ impl Counters {
             cancelled,
             polls: sum(|s| &s.polls, Relaxed),
             live: spawned - (completed + panicked + errored + cancelled),
+            busy: Duration::from_nanos(sum(|s| &s.busy, Relaxed)),
+            scheduled_wait: Duration::from_nanos(sum(|s| &s.waited, Relaxed)),
         }
     }
 }

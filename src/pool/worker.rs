@@ -15,6 +15,11 @@ use crate::task::{Schedule, TaskOwner, TaskRef, TimerKey};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+/// A worker reads the clock for its poll stamps once every this many turns of its loop
+/// (and after each park): often enough that a stamp is at most this many short polls old,
+/// seldom enough that the read is noise beside the polls (docs/performance.md).
+const CLOCK_INTERVAL: u32 = 64;
+
 crate::loom::thread_local! {
     /// On a worker thread: which pool it belongs to (by address) and its own deque.
     static LOCAL: RefCell<Option<LocalQueue>> = RefCell::new(None);
@@ -137,10 +142,12 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
     let poll_slot = shared.watchdog.as_ref().map(|w| w.slot(index));
-    let run = |task: TaskRef, pops: u32| {
+    // The poll stamp each task gets before its poll, for dumps (see task/snapshot.rs).
+    let mut clock = shared.owner.poll_clock(index, Instant::now());
+    let run = |task: TaskRef, pops: u32, stamp: u64| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
-        if let Some(again) = task.run(poll_slot) {
+        if let Some(again) = task.run(poll_slot, stamp) {
             // Woken during its own poll: to the back of our deque, never the LIFO slot. No
             // idle worker is woken: the number of runnable tasks did not grow, and this
             // worker looks at its deque next.
@@ -149,6 +156,9 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     };
     loop {
         pops = pops.wrapping_add(1);
+        if pops % CLOCK_INTERVAL == 0 {
+            clock.set(Instant::now());
+        }
         if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
             if searching {
                 searching = false;
@@ -156,7 +166,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
                     shared.notify_one();
                 }
             }
-            run(task, pops);
+            run(task, pops, clock.stamp());
             continue;
         }
         if shared.stopping.load(Ordering::SeqCst) {
@@ -167,12 +177,13 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
         }
         let stolen;
         (searching, stolen) = park_worker(shared, own, index, searching, &mut marks);
+        clock.set(Instant::now());
         if let Some(task) = stolen {
             // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
             // another idle worker, if any, takes over (as when a searcher finds work).
             shared.notify_one();
             pops = pops.wrapping_add(1);
-            run(task, pops);
+            run(task, pops, clock.stamp());
         }
     }
 }

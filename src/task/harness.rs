@@ -26,6 +26,7 @@ use std::task::{Context, Poll};
 use super::TaskOwner;
 use super::cancel::group_reason;
 use super::state::{Snapshot, ToIdle, ToRunning};
+use super::timing::PollTiming;
 use super::{GroupLink, Header, PollSlot, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
@@ -141,13 +142,14 @@ where
     fn poll_future(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
         let owner = self.header.scheduler.owner();
         owner.metrics.polled();
+        let first = self.header.count_poll() == 0;
         // One test of `slot` per poll: without a watchdog, the first arm is exactly the
         // unwatched poll.
         let polled = match slot {
-            None => self.poll_traced(owner),
+            None => self.poll_observing(owner, first),
             Some(slot) => {
                 slot.begin(&self.header);
-                let polled = self.poll_traced(owner);
+                let polled = self.poll_observing(owner, first);
                 if !slot.end(&self.header) {
                     report_blocking_end(owner, slot);
                 }
@@ -183,24 +185,39 @@ where
         }
     }
 
-    /// [`poll_once`](Self::poll_once), recorded in the timeline when tracing is on.
+    /// [`poll_once`](Self::poll_once), or [`poll_observed`](Self::poll_observed) when the
+    /// trace or poll timing is on. Tracing and timing off take the first branch, which is
+    /// exactly the plain poll.
     #[inline(always)]
-    fn poll_traced(self: &Arc<Self>, owner: &TaskOwner) -> Polled<F::Output> {
-        // Tracing off takes the first branch, which is exactly the untraced poll.
-        match &owner.tracer {
-            None => self.poll_once(owner),
-            Some(tracer) => {
-                let started = tracer.poll_start();
-                let polled = self.poll_once(owner);
-                let outcome = match &polled {
-                    Polled::Pending => "pending",
-                    Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
-                    Polled::Panicked(_) => "panicked",
-                };
-                tracer.poll_end(&self.header.info, started, outcome);
-                polled
-            }
+    fn poll_observing(self: &Arc<Self>, owner: &TaskOwner, first: bool) -> Polled<F::Output> {
+        if owner.observes_polls {
+            self.poll_observed(owner, first)
+        } else {
+            self.poll_once(owner)
         }
+    }
+
+    /// [`poll_once`](Self::poll_once), recorded in the trace and the poll timing (whichever
+    /// is on). `first` for the task's first poll.
+    #[inline(never)]
+    fn poll_observed(self: &Arc<Self>, owner: &TaskOwner, first: bool) -> Polled<F::Output> {
+        let timing = self.header.timing.get().map(|t| &**t);
+        let timed = timing.map(|t| t.poll_started(owner.epoch, first));
+        let traced = owner.tracer.as_ref().map(|tracer| tracer.poll_start());
+        let polled = self.poll_once(owner);
+        if let (Some(tracer), Some(started)) = (&owner.tracer, traced) {
+            let outcome = match &polled {
+                Polled::Pending => "pending",
+                Polled::Ready(_) | Polled::DropPanicked(..) => "ready",
+                Polled::Panicked(_) => "panicked",
+            };
+            tracer.poll_end(&self.header.info, started, outcome);
+        }
+        if let (Some(timing), Some(started)) = (timing, timed) {
+            let busy = timing.poll_ended(owner.epoch, &started);
+            owner.metrics.timed(busy, started.waited);
+        }
+        polled
     }
 
     /// The task's result for the future's output: a value, or the failure a group task's
@@ -418,7 +435,8 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>, stamp: u64) -> Option<TaskRef> {
+        self.header.stamp_poll(stamp);
         // The cancel-at-poll check (the rules are in `cancel.rs`): the task's own flag is a
         // bit of the state word, seen by transition 2 itself; then the group's flag.
         match self.header.state.transition_to_running() {
@@ -482,9 +500,11 @@ fn drop_unread_exit<T>(exit: Exit<T>, watch: Option<Arc<FailureWatch>>, info: &T
     }
 }
 
-/// Tells the outcome hook and the tracer how a task ended.
+/// Tells the outcome hook and the tracer how a task ended, with its poll timing if that
+/// is on.
 fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
     let info = &header.info;
+    let timing: Option<PollTiming> = header.timing.get().map(|t| t.read(header.polls()));
     if let Some(tracer) = &owner.tracer {
         // A member cancelled because a sibling failed: the event names that sibling.
         let sibling = match exit {
@@ -493,10 +513,11 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
             }
             _ => None,
         };
-        tracer.ended(info, exit, sibling.as_ref());
+        tracer.ended(info, exit, sibling.as_ref(), timing.as_ref());
     }
     if let Some(hook) = &owner.on_exit {
-        if let Err(payload) = catch_panics(Backtraces::Off, || hook(info, exit)) {
+        let call = || crate::hook::with_timing(exit, timing.as_ref(), || hook(info, exit));
+        if let Err(payload) = catch_panics(Backtraces::Off, call) {
             crate::report::error!(
                 "the task-exit hook panicked ({}) for {info}",
                 crate::failure::payload_message(&*payload)

@@ -1,12 +1,16 @@
 //! The part of a task that does not depend on its future's type.
 
 use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering::Relaxed};
 use std::task::Waker;
 
 use super::cancel::CancelSlot;
 use super::state::State;
+use super::timing::TimingCell;
 use super::{GroupLink, Schedule, TaskId, TaskInfo};
 use crate::failure::CancelReason;
+use crate::trace::Tracer;
 
 /// Shared by the executor, the wakers, the handle and the group. The field rules are in
 /// the module doc of [`crate::task`].
@@ -28,6 +32,17 @@ pub(crate) struct Header {
     /// The id of the task that last stored a waker in `join_waker` (0: none, or a
     /// `block_on`), for a deadlock report.
     pub(crate) awaited_by: AtomicU64,
+    /// How many times it was polled; written by the `RUNNING` thread only (rule 1), read
+    /// by dumps and by the exit's timing.
+    pub(crate) polls: StdAtomicU64,
+    /// Where and when its last poll began: the executor's poll stamp (see `snapshot.rs`),
+    /// stored before transition 2. Read by dumps.
+    pub(crate) last_poll: StdAtomicU64,
+    /// Its poll timing record, when the owner times polls (see `timing.rs`): set once, by
+    /// the spawning thread before the task is queued. Looked at only on the paths that the
+    /// owner's `observes_polls` flag guards, so without timing a task pays for its
+    /// initialisation and nothing else.
+    pub(crate) timing: OnceLock<Box<TimingCell>>,
 }
 
 impl Header {
@@ -46,7 +61,30 @@ impl Header {
             group,
             owner_key: AtomicUsize::new(usize::MAX),
             awaited_by: AtomicU64::new(0),
+            polls: StdAtomicU64::new(0),
+            last_poll: StdAtomicU64::new(0),
+            timing: OnceLock::new(),
         }
+    }
+
+    /// Stores the executor's poll stamp (see `snapshot.rs`); `run` does, before transition 2.
+    #[inline]
+    pub(crate) fn stamp_poll(&self, stamp: u64) {
+        self.last_poll.store(stamp, Relaxed);
+    }
+
+    /// How many times it was polled so far.
+    pub(crate) fn polls(&self) -> u64 {
+        self.polls.load(Relaxed)
+    }
+
+    /// Counts a poll and returns how many came before it. The caller holds `RUNNING`, the
+    /// only writer (rule 1), so a load and a store cannot lose a count.
+    #[inline]
+    pub(crate) fn count_poll(&self) -> u64 {
+        let before = self.polls.load(Relaxed);
+        self.polls.store(before + 1, Relaxed);
+        before
     }
 
     /// The task's own cancel reason (the group's is read separately, in `Task::run`).
@@ -61,10 +99,25 @@ impl Header {
         TaskId::from_u64(self.awaited_by.load(Ordering::Acquire))
     }
 
-    /// Records a wake in the task timeline, if tracing is on.
-    pub(crate) fn trace_wake(&self) {
-        if let Some(tracer) = &self.scheduler.owner().tracer {
+    /// The task is being queued by a wake (transition 1 said `Submit`): recorded in the
+    /// task timeline and in its poll timing, if either is on. One test when both are off.
+    pub(crate) fn note_wake(&self) {
+        let owner = self.scheduler.owner();
+        if owner.observes_polls {
+            self.note_observed_wake(owner.tracer.as_ref(), owner.epoch);
+        }
+    }
+
+    /// [`note_wake`](Self::note_wake) with an observer on: out of line, so that the wake
+    /// path stays as small as it was without observers.
+    #[cold]
+    #[inline(never)]
+    fn note_observed_wake(&self, tracer: Option<&Tracer>, epoch: std::time::Instant) {
+        if let Some(tracer) = tracer {
             tracer.wake(&self.info);
+        }
+        if let Some(timing) = self.timing.get() {
+            timing.queued(epoch);
         }
     }
 

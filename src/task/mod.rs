@@ -79,7 +79,9 @@ mod lost;
 mod owner;
 mod poll_slot;
 pub(crate) mod slab;
+mod snapshot;
 pub(crate) mod state;
+mod timing;
 mod waker;
 
 use std::future::Future;
@@ -90,11 +92,14 @@ use std::time::{Duration, Instant};
 pub use id::{GroupId, TaskId, TaskInfo};
 pub use join::JoinHandle;
 pub use location::Location;
+pub use snapshot::{TaskSnapshot, TaskState};
+pub use timing::PollTiming;
 
 pub(crate) use cancel::{cancel, cancel_all};
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
 pub(crate) use poll_slot::PollSlot;
+pub(crate) use snapshot::PollClock;
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::{FailureWatch, TaskExit};
@@ -122,9 +127,22 @@ pub(crate) trait RawTask: Send + Sync {
     ///
     /// `slot` is the polling thread's slot for the watchdog, if one watches it: the poll
     /// is announced there, and a poll the watchdog reported as blocking is reported again,
-    /// finished, when it returns.
+    /// finished, when it returns. `stamp` is the executor's poll stamp for this poll (see
+    /// `snapshot.rs`), stored in the header before transition 2.
     #[must_use = "a task returned by run must be queued again"]
-    fn run(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef>;
+    fn run(self: Arc<Self>, slot: Option<&PollSlot>, stamp: u64) -> Option<TaskRef>;
+
+    /// [`run`](Self::run), keeping the task's last poll stamp and with no watchdog slot:
+    /// for the steps that are no worker's poll (a shutdown drain, a task refused after
+    /// shutdown).
+    #[must_use = "a task returned by run must be queued again"]
+    fn run_unstamped(self: Arc<Self>) -> Option<TaskRef> {
+        let stamp = self
+            .header()
+            .last_poll
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.run(None, stamp)
+    }
 }
 
 /// How a task talks to the executor that runs it.
@@ -294,6 +312,10 @@ where
         header.state.mark_stall_reported();
     }
     let owner = header.scheduler.owner();
+    if owner.poll_timing {
+        // Before the task is queued: its first wait starts here.
+        let _ = header.timing.set(timing::TimingCell::new(owner.epoch));
+    }
     owner.metrics.spawned();
     if let Some(tracer) = &owner.tracer {
         tracer.spawn(&header.info);
@@ -308,7 +330,7 @@ where
             // The executor has shut down: the task never runs. Run it once here so that the
             // normal cancel path drops the future and resolves the handle.
             cancel::request(header, CancelReason::Shutdown);
-            let requeue = task_ref.run(None);
+            let requeue = task_ref.run_unstamped();
             debug_assert!(requeue.is_none(), "a cancelled task is never re-queued");
         }
     }
@@ -378,12 +400,12 @@ pub(crate) fn plain<T>(value: T) -> Result<T, BoxError> {
 /// task can be moved into the queue without another reference count.)
 #[inline]
 pub(crate) fn submit(scheduler: &dyn Schedule, task: TaskRef) {
-    task.header().trace_wake();
+    task.header().note_wake();
     scheduler.schedule(task);
 }
 
 /// Transition 1, as a waker does it, without the queueing: hands `task` back if it must
-/// be queued (with `trace_wake` and `schedule`), else drops it. For a caller that owns
+/// be queued (with `note_wake` and `schedule`), else drops it. For a caller that owns
 /// references to the tasks it wakes (a group cancelling its members).
 pub(crate) fn notify(task: TaskRef) -> Option<TaskRef> {
     match task.header().state.transition_to_notified() {

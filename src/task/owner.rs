@@ -12,9 +12,12 @@
 //! several locked shards by task id, so its workers seldom meet on one lock.
 
 use crate::loom::{Arc, AtomicBool, Mutex, MutexGuard, Ordering, UnsafeCell};
+use std::time::Instant;
 
 use super::TaskRef;
 use super::slab::Slab;
+use super::snapshot::TaskSnapshot;
+use super::timing::nanos_since;
 use crate::Backtraces;
 use crate::hook::{ErrorSink, ExitHookFn};
 use crate::metrics::Counters;
@@ -50,6 +53,8 @@ pub(crate) struct OwnerConfig {
     pub(crate) trace: Option<std::path::PathBuf>,
     /// Where stall reports go (blocking polls, lost wakers, deadlocks).
     pub(crate) on_stall: Arc<StallHookFn>,
+    /// Whether each task records its poll timing (`timing.rs`).
+    pub(crate) poll_timing: bool,
 }
 
 /// Live tasks, counters, and where failures go.
@@ -64,6 +69,21 @@ pub(crate) struct TaskOwner {
     pub(crate) tracer: Option<Tracer>,
     /// Where stall reports go.
     pub(crate) on_stall: Arc<StallHookFn>,
+    /// Whether each task records its poll timing (`timing.rs`).
+    pub(crate) poll_timing: bool,
+    /// `tracer.is_some() || poll_timing`: the one flag that polls and wakes test.
+    pub(crate) observes_polls: bool,
+    /// Time zero for poll stamps and timing records.
+    pub(crate) epoch: Instant,
+}
+
+/// Every live task an owner could see, from [`TaskOwner::snapshot`].
+pub(crate) struct LiveTasks {
+    /// In id order.
+    pub(crate) tasks: Vec<TaskSnapshot>,
+    /// `false` if the tasks of a local executor's owner thread were left out (the
+    /// snapshot was taken on another thread).
+    pub(crate) complete: bool,
 }
 
 /// The live tasks: an owner-thread slab (local executors only) and locked shards.
@@ -157,15 +177,54 @@ impl Registry {
 
 impl TaskOwner {
     pub(crate) fn new(config: OwnerConfig, placement: Placement) -> TaskOwner {
+        let tracer = Tracer::from_config(config.trace.as_deref());
         TaskOwner {
             registry: Registry::new(placement),
             metrics: Counters::new(),
             sink: config.sink,
             backtraces: config.backtraces,
             on_exit: config.on_exit,
-            tracer: Tracer::from_config(config.trace.as_deref()),
             on_stall: config.on_stall,
+            observes_polls: tracer.is_some() || config.poll_timing,
+            tracer,
+            poll_timing: config.poll_timing,
+            epoch: Instant::now(),
         }
+    }
+
+    /// A poll clock for worker `worker`, read at `now` (see `snapshot.rs`).
+    pub(crate) fn poll_clock(&self, worker: usize, now: Instant) -> super::PollClock {
+        super::PollClock::new(self.epoch, worker, now)
+    }
+
+    /// A snapshot of every live task, for a dump. On any thread; a local executor's
+    /// owner-thread tasks only on its owner thread (else `complete` is `false`).
+    pub(crate) fn snapshot(&self) -> LiveTasks {
+        let registry = &self.registry;
+        // Microseconds, the poll stamps' unit.
+        let now = nanos_since(self.epoch, Instant::now()) / 1_000;
+        let mut tasks = Vec::new();
+        let mut visit = |live: &Live| {
+            let headers = live.slab.iter().map(|task| task.header());
+            tasks.extend(headers.filter_map(|header| TaskSnapshot::read(header, now)));
+        };
+        let mut complete = true;
+        if let Some((token, _)) = &registry.owner_slab {
+            if *token == super::current::thread_token() {
+                // SAFETY: on the owner thread (token checked). `visit` reads headers and
+                // allocates, and runs no code that could insert or remove a task: it does
+                // not come back here. (Nor is this nested in an insert or remove: those
+                // run no user code, and a snapshot is only ever taken by user code.)
+                unsafe { registry.with_owner_slab(|live| visit(live)) };
+            } else {
+                complete = false;
+            }
+        }
+        for shard in 0..registry.shards.len() {
+            visit(&registry.lock(shard));
+        }
+        tasks.sort_by_key(|task| task.id());
+        LiveTasks { tasks, complete }
     }
 
     /// Registers a new task; fails once the owner is closed. The owner-thread case is a
