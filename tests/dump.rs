@@ -98,7 +98,8 @@ rt_test! {
             let rt = flavor.rt();
             let (tx, rx) = mpsc::channel();
             let parent = rt.spawn_named("parent", async move {
-                tx.send(warden::spawn_named("orphan", pending::<()>()).id()).unwrap();
+                // Detached: it keeps its waker, or it would be freed as a lost waker.
+                tx.send(warden::spawn_named("orphan", support::wait_forever()).id()).unwrap();
             });
             let parent_id = parent.id();
             rt.block_on(parent).unwrap();
@@ -126,7 +127,8 @@ fn a_deep_chain_prints_every_task_with_bounded_indentation() {
             if left > 0 {
                 warden::spawn_local_named(format!("level-{left}"), nest(left - 1)).detach();
             }
-            pending::<()>().await
+            // Detached: each keeps its waker, or it would be freed as a lost waker.
+            support::wait_forever().await
         })
     }
     let ex = warden::LocalExecutor::new();
@@ -158,7 +160,8 @@ fn known_tree(flavor: Flavor) {
     let b = group.spawn_named("member-b", unit(pending()));
     let (child_tx, child_rx) = mpsc::channel::<TaskId>();
     let parent = rt.spawn_named("parent", async move {
-        let child = warden::spawn_named("child", pending::<()>());
+        // Detached: it keeps its waker, or it would be freed as a lost waker.
+        let child = warden::spawn_named("child", support::wait_forever());
         child_tx.send(child.id()).unwrap();
         child.detach();
         pending::<()>().await
