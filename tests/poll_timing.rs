@@ -94,11 +94,7 @@ rt_test! {
         bounded(move || {
             let timings = Timings::default();
             // One worker, so that the tasks below wait for the sleeping poll to end.
-            let builder = timings.builder(true);
-            let rt = match flavor {
-                Flavor::Local => Rt::Local(builder.build_local()),
-                Flavor::Pool => Rt::Pool(builder.worker_threads(1).build()),
-            };
+            let rt = one_thread(flavor, timings.builder(true));
             let (ids_tx, ids_rx) = std::sync::mpsc::channel();
             rt.block_on(rt.spawn(async move {
                 // Spawned during this poll: its first poll waits at least SLEPT.
@@ -132,11 +128,7 @@ rt_test! {
     fn the_first_poll_waits_behind_its_spawner(flavor) {
         bounded(move || {
             let timings = Timings::default();
-            let builder = timings.builder(true);
-            let rt = match flavor {
-                Flavor::Local => Rt::Local(builder.build_local()),
-                Flavor::Pool => Rt::Pool(builder.worker_threads(1).build()),
-            };
+            let rt = one_thread(flavor, timings.builder(true));
             let child = rt.block_on(rt.spawn(async {
                 let child = warden::spawn(async {});
                 std::thread::sleep(SLEPT);
@@ -205,6 +197,15 @@ rt_test! {
             let panic = event(format!("panic failing {failed_id}"));
             assert!(panic.contains("\"polls\":\"2\""), "{panic}");
         });
+    }
+}
+
+/// `builder`'s executor with one thread running tasks, so that a task that sleeps in its
+/// poll holds up every other.
+fn one_thread(flavor: Flavor, builder: warden::Builder) -> Rt {
+    match flavor {
+        Flavor::Local => Rt::Local(builder.build_local()),
+        Flavor::Pool => Rt::Pool(builder.worker_threads(1).build()),
     }
 }
 
