@@ -195,6 +195,7 @@ mod local;
 mod loom;
 mod metrics;
 mod outcome;
+mod park;
 mod pool;
 mod report;
 mod run_next;

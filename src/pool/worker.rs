@@ -1,7 +1,8 @@
 //! One worker thread: find a task, run it, park when there is none; and the wake path
 //! that puts a task where a worker finds it.
 
-use crate::loom::{Arc, Ordering, park, park_timeout};
+use crate::loom::{Arc, Ordering};
+use crate::park;
 use std::cell::RefCell;
 
 use crossbeam_deque::{Steal, Worker};
@@ -47,8 +48,11 @@ impl Schedule for PoolShared {
                 }
             }
         });
-        if let Some(task) = task {
-            self.injector.push(task);
+        match task {
+            Some(task) => self.injector.push(task),
+            // Into this worker's own queues: if it is parked in the I/O reactor (this wake
+            // came from the I/O it dispatches there), it must stop waiting and run the task.
+            None => park::woke_locally(),
         }
         if !filled_empty_slot {
             self.notify_one();
@@ -270,11 +274,11 @@ fn park_worker(
                 for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
                     *mark = slot.poll_mark.load(Ordering::Relaxed);
                 }
-                park_timeout(WATCH);
+                park::park_timeout(WATCH);
                 shared.watching.store(false, Ordering::Release);
                 watched = true;
             } else {
-                park();
+                park::park();
             }
         },
     );

@@ -1,0 +1,26 @@
+//! The plain parker: `std::thread::park` (loom's in the models) and the thread's handle.
+
+use crate::loom::{JoinHandle, Thread, spawn_thread};
+pub(crate) use crate::loom::{current, park, park_timeout};
+
+/// Wakes one parked thread: its `Thread` handle.
+pub(crate) type Unparker = Thread;
+
+/// Starts a named thread and returns its unparker with its join handle.
+pub(crate) fn spawn_parkable<F>(name: String, f: F) -> std::io::Result<(JoinHandle<()>, Unparker)>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let handle = spawn_thread(name, f)?;
+    let unparker = handle.thread().clone();
+    Ok((handle, unparker))
+}
+
+/// `true` if the two unparkers wake the same thread.
+pub(crate) fn same_thread(a: &Unparker, b: &Unparker) -> bool {
+    a.id() == b.id()
+}
+
+/// Nothing to do: a thread parked in `std::thread::park` runs no task code.
+#[inline(always)]
+pub(crate) fn woke_locally() {}
