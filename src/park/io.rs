@@ -25,6 +25,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use super::Turn;
 use crate::loom::{JoinHandle, spawn_thread};
 
 /// One thread's token and the waker of its current (or last) wait.
@@ -42,6 +43,22 @@ impl IoParker {
             waker: Mutex::new(None),
             thread: OnceLock::new(),
         })
+    }
+
+    /// Takes the token if it is set; otherwise stores `cx`'s waker for `unpark` and looks
+    /// at the token once more (module doc: no lost wake-up).
+    fn take_or_register(&self, cx: &Context<'_>) -> bool {
+        if self.notified.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        {
+            let mut waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *waker {
+                Some(stored) if stored.will_wake(cx.waker()) => {}
+                other => *other = Some(cx.waker().clone()),
+            }
+        }
+        self.notified.swap(false, Ordering::SeqCst)
     }
 
     fn unpark(&self) {
@@ -152,6 +169,87 @@ pub(crate) fn woke_locally() {
     }
 }
 
+/// A busy loop lets the reactor dispatch ready I/O once every this many turns.
+const TURNS_BETWEEN_IO_POLLS: u32 = 61;
+
+/// Runs `turn` until it says `Exit`, all inside one `async_io::block_on`: a `Park` is a
+/// `Pending` that lasts until the thread is unparked (or its timer fires), so the thread
+/// waits in the reactor if it holds it; and every `TURNS_BETWEEN_IO_POLLS` turns the loop
+/// yields once, so that `block_on` dispatches the I/O that is ready without waiting. (A
+/// `block_on` per park would, as it returns, wake async-io's own thread each time.)
+pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {
+    let Some(parker) = own() else {
+        // Thread-locals gone (module doc): park through std.
+        loop {
+            match turn() {
+                Turn::Again => {}
+                Turn::Park(None) => thread::park(),
+                Turn::Park(Some(timeout)) => thread::park_timeout(timeout),
+                Turn::Exit => return,
+            }
+        }
+    };
+    let _parking = ClearOnDrop;
+    // `Some` while parked: the park's timer, if it has a timeout.
+    let mut waiting: Option<Option<async_io::Timer>> = None;
+    let mut turns: u32 = 0;
+    async_io::block_on(std::future::poll_fn(|cx| {
+        loop {
+            if let Some(timer) = &mut waiting {
+                if !parker.take_or_register(cx) {
+                    let fired = timer
+                        .as_mut()
+                        .is_some_and(|timer| Pin::new(timer).poll(cx).is_ready());
+                    if !fired {
+                        return Poll::Pending;
+                    }
+                }
+                waiting = None;
+                PARKING.with(|p| p.set(false));
+            }
+            match turn() {
+                Turn::Again => {
+                    turns = turns.wrapping_add(1);
+                    if turns % TURNS_BETWEEN_IO_POLLS == 0 {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Turn::Park(timeout) => {
+                    if parker.notified.swap(false, Ordering::SeqCst) {
+                        continue;
+                    }
+                    PARKING.with(|p| p.set(true));
+                    waiting = Some(timeout.map(async_io::Timer::after));
+                }
+                Turn::Exit => return Poll::Ready(()),
+            }
+        }
+    }));
+}
+
+/// Parks the calling thread until it is unparked or `timeout` has passed, outside the
+/// reactor: for a thread whose wake-ups come from other threads and which would only take
+/// the reactor from the workers (a pool's `block_on`).
+pub(crate) fn park_outside_reactor(timeout: Option<Duration>) {
+    let Some(parker) = own() else {
+        match timeout {
+            Some(timeout) => thread::park_timeout(timeout),
+            None => thread::park(),
+        }
+        return;
+    };
+    // `unpark` always unparks the thread through std too (module doc); a spurious return
+    // is allowed.
+    if !parker.notified.swap(false, Ordering::SeqCst) {
+        match timeout {
+            Some(timeout) => thread::park_timeout(timeout),
+            None => thread::park(),
+        }
+        parker.notified.store(false, Ordering::SeqCst);
+    }
+}
+
 fn park_until(deadline: Option<Instant>) {
     let Some(parker) = own() else {
         // Thread-locals gone (module doc).
@@ -193,18 +291,7 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let parker = self.parker;
-        if parker.notified.swap(false, Ordering::SeqCst) {
-            return Poll::Ready(());
-        }
-        {
-            let mut waker = parker.waker.lock().unwrap_or_else(|e| e.into_inner());
-            match &mut *waker {
-                Some(stored) if stored.will_wake(cx.waker()) => {}
-                other => *other = Some(cx.waker().clone()),
-            }
-        }
-        if parker.notified.swap(false, Ordering::SeqCst) {
+        if self.parker.take_or_register(cx) {
             return Poll::Ready(());
         }
         match &mut self.timer {

@@ -31,15 +31,28 @@
 mod io;
 #[cfg(all(feature = "io", not(loom)))]
 pub(crate) use io::{
-    Unparker, current, park, park_timeout, same_thread, spawn_parkable, woke_locally,
+    Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
+    spawn_parkable, woke_locally,
 };
 
 #[cfg(not(all(feature = "io", not(loom))))]
 mod plain;
 #[cfg(not(all(feature = "io", not(loom))))]
 pub(crate) use plain::{
-    Unparker, current, park, park_timeout, same_thread, spawn_parkable, woke_locally,
+    Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
+    spawn_parkable, woke_locally,
 };
 
 mod slack;
 pub(crate) use slack::precise_timeouts;
+
+/// What one turn of a thread's loop asks of [`run_turns`].
+pub(crate) enum Turn {
+    /// Take another turn.
+    Again,
+    /// Park the thread until it is unparked (or the timeout has passed), then take another
+    /// turn.
+    Park(Option<std::time::Duration>),
+    /// Leave the loop.
+    Exit,
+}

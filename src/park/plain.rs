@@ -1,5 +1,6 @@
 //! The plain parker: `std::thread::park` (loom's in the models) and the thread's handle.
 
+use super::Turn;
 use crate::loom::{JoinHandle, Thread, spawn_thread};
 pub(crate) use crate::loom::{current, park, park_timeout};
 
@@ -24,3 +25,24 @@ pub(crate) fn same_thread(a: &Unparker, b: &Unparker) -> bool {
 /// Nothing to do: a thread parked in `std::thread::park` runs no task code.
 #[inline(always)]
 pub(crate) fn woke_locally() {}
+
+/// Runs `turn` until it says `Exit`, parking the thread when it says so.
+#[inline]
+pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {
+    loop {
+        match turn() {
+            Turn::Again => {}
+            Turn::Park(None) => park(),
+            Turn::Park(Some(timeout)) => park_timeout(timeout),
+            Turn::Exit => return,
+        }
+    }
+}
+
+/// `park`, or `park_timeout` with a timeout.
+pub(crate) fn park_outside_reactor(timeout: Option<std::time::Duration>) {
+    match timeout {
+        Some(timeout) => park_timeout(timeout),
+        None => park(),
+    }
+}

@@ -175,14 +175,12 @@ impl block_on::Driver for Executor {
             if root.is_woken() {
                 return;
             }
-            match next {
-                Some(deadline) => {
-                    park::park_timeout(deadline.saturating_duration_since(Instant::now()))
-                }
-                None => park::park(),
-            }
+            let timeout = next.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            park::park_outside_reactor(timeout);
         } else {
-            park::park();
+            // The workers wait in the reactor (with the `io` parker); this thread, which
+            // runs no task, would only take it from them.
+            park::park_outside_reactor(None);
         }
     }
 }

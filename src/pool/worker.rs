@@ -2,7 +2,7 @@
 //! that puts a task where a worker finds it.
 
 use crate::loom::{Arc, Ordering};
-use crate::park;
+use crate::park::{self, Turn};
 use std::cell::RefCell;
 
 use crossbeam_deque::{Steal, Worker};
@@ -132,6 +132,9 @@ pub(super) fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<Ta
 }
 
 /// The worker's loop: find a task, run it, park when there is none, until the pool stops.
+/// Each turn of the loop runs one task, or asks `park::run_turns` to park the thread (the
+/// park is the thread's to do, so that with the `io` parker it can wait in the reactor
+/// without leaving it between parks).
 fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let slot = &shared.slots[index];
     let mut pops: u32 = 0;
@@ -140,6 +143,8 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let mut searching = false;
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
+    // `Some` between a `Turn::Park` and the next turn: whether that park is a watch.
+    let mut parked: Option<bool> = None;
     let run = |task: TaskRef, pops: u32| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
@@ -150,7 +155,19 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
             own.deque.push(again);
         }
     };
-    loop {
+    park::run_turns(|| {
+        if let Some(watched) = parked.take() {
+            let stolen;
+            (searching, stolen) = end_park(shared, index, watched, &marks);
+            if let Some(task) = stolen {
+                // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
+                // another idle worker, if any, takes over (as when a searcher finds work).
+                shared.notify_one();
+                pops = pops.wrapping_add(1);
+                run(task, pops);
+            }
+            return Turn::Again;
+        }
         pops = pops.wrapping_add(1);
         if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
             if searching {
@@ -160,24 +177,25 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
                 }
             }
             run(task, pops);
-            continue;
+            return Turn::Again;
         }
         if shared.stopping.load(Ordering::SeqCst) {
             if searching {
                 shared.idle.end_search();
             }
-            return;
+            return Turn::Exit;
         }
-        let stolen;
-        (searching, stolen) = park_worker(shared, own, index, searching, &mut marks);
-        if let Some(task) = stolen {
-            // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
-            // another idle worker, if any, takes over (as when a searcher finds work).
-            shared.notify_one();
-            pops = pops.wrapping_add(1);
-            run(task, pops);
+        match begin_park(shared, own, index, searching, &mut marks) {
+            None => {
+                searching = shared.idle.leave(index);
+                Turn::Again
+            }
+            Some(watch) => {
+                parked = Some(watch);
+                Turn::Park(watch.then_some(WATCH))
+            }
         }
-    }
+    });
 }
 
 /// LIFO slot (`slot`, this worker's own), own deque, injector, then stealing; the injector
@@ -238,50 +256,55 @@ pub(super) fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Optio
     }
 }
 
-/// Parks the worker unless there is work (the worker's half of the protocol). Returns
-/// whether the worker is searching now (see `IdleWorkers::sleep`), and a task it took
-/// from another worker's slot, if its park was a watch (module doc, "The LIFO slot") that
-/// found that worker in the same poll as when the watch began.
-fn park_worker(
+/// The first half of a park (the worker's half of the protocol, `IdleWorkers::sleep`):
+/// announce, then look for work once more. Returns `None` if there is work after all (the
+/// caller leaves the idle list), else whether the park is a watch (module doc, "The LIFO
+/// slot"): while another worker is busy (not on the idle list), one idle worker watches,
+/// parking for `WATCH` instead of until woken.
+fn begin_park(
     shared: &PoolShared,
     own: &LocalQueue,
     index: usize,
     searching: bool,
     marks: &mut [usize],
-) -> (bool, Option<TaskRef>) {
+) -> Option<bool> {
+    shared.idle.announce(index, searching);
+    // The slot is empty here (`find_task` just took what it held), but parking must not
+    // depend on that: look anyway.
+    if shared.stopping.load(Ordering::SeqCst)
+        || shared.has_visible_work(&own.deque)
+        || !shared.slots[index].is_empty()
+    {
+        return None;
+    }
     let n = shared.slots.len();
-    let mut watched = false;
-    let searching = shared.idle.sleep(
-        index,
-        searching,
-        || {
-            // The slot is empty here (`find_task` just took what it held), but parking
-            // must not depend on that: look anyway.
-            shared.stopping.load(Ordering::SeqCst)
-                || shared.has_visible_work(&own.deque)
-                || !shared.slots[index].is_empty()
-        },
-        || {
-            // Nothing to run. Watch while another worker is busy (not on the idle list),
-            // if no other idle worker does; otherwise sleep until woken.
-            let watch = n > 1
-                && shared.idle.len() < n
-                && shared
-                    .watching
-                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok();
-            if watch {
-                for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
-                    *mark = slot.poll_mark.load(Ordering::Relaxed);
-                }
-                park::park_timeout(WATCH);
-                shared.watching.store(false, Ordering::Release);
-                watched = true;
-            } else {
-                park::park();
-            }
-        },
-    );
+    let watch = n > 1
+        && shared.idle.len() < n
+        && shared
+            .watching
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+    if watch {
+        for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
+            *mark = slot.poll_mark.load(Ordering::Relaxed);
+        }
+    }
+    Some(watch)
+}
+
+/// The second half of a park: leave the idle list. Returns whether the worker is searching
+/// now (see `IdleWorkers::sleep`), and a task it took from another worker's slot, if its
+/// park was a watch that found that worker in the same poll as when the watch began.
+fn end_park(
+    shared: &PoolShared,
+    index: usize,
+    watched: bool,
+    marks: &[usize],
+) -> (bool, Option<TaskRef>) {
+    if watched {
+        shared.watching.store(false, Ordering::Release);
+    }
+    let searching = shared.idle.leave(index);
     // Woken by a pusher (`searching`): there is work to look for first.
     if !watched || searching {
         return (searching, None);
