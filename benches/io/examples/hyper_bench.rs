@@ -3,8 +3,10 @@
 //! 2 worker threads, in one run; prints requests/s and warden's ratios to the others.
 //!
 //! ```text
-//! cargo run --release -p warden-io-bench --example hyper_bench [-- ROUNDS]
+//! cargo run --release -p warden-io-bench --example hyper_bench [-- ROUNDS [RUNTIME]]
 //! ```
+//!
+//! RUNTIME (`warden`, `async-executor` or `tokio`) runs that one alone, for a profiler.
 //!
 //! Each round, on each runtime: a server on `127.0.0.1:0` (loopback only), 50 client
 //! connections in the same runtime, each sending `REQUESTS_PER_CONNECTION` GET requests
@@ -276,11 +278,27 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
+    let only = std::env::args().nth(2);
     let runs: [(&str, fn() -> (usize, Duration)); 3] = [
         ("warden (io)", run_warden),
         ("async-executor (smol-style)", run_async_executor),
         ("tokio", run_tokio),
     ];
+    if let Some(only) = only {
+        let (name, run) = runs
+            .iter()
+            .find(|(name, _)| name.starts_with(only.as_str()))
+            .expect("RUNTIME: warden, async-executor or tokio");
+        for round in 0..rounds {
+            let (done, elapsed) = run();
+            let rate = done as f64 / elapsed.as_secs_f64();
+            println!(
+                "round {}: {name} {done} requests, {rate:.0} req/s",
+                round + 1
+            );
+        }
+        return;
+    }
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
     for round in 0..rounds {
         for (i, (name, run)) in runs.iter().enumerate() {
