@@ -169,13 +169,14 @@ pub(crate) fn woke_locally() {
     }
 }
 
-/// A busy loop lets the reactor dispatch ready I/O once every this many turns.
-const TURNS_BETWEEN_IO_POLLS: u32 = 61;
+/// A busy loop ends its turn now and then (`Turn::Again`) so that the reactor can
+/// dispatch ready I/O.
+pub(crate) const POLLS_IO: bool = true;
 
 /// Runs `turn` until it says `Exit`, all inside one `async_io::block_on`: a `Park` is a
 /// `Pending` that lasts until the thread is unparked (or its timer fires), so the thread
-/// waits in the reactor if it holds it; and every `TURNS_BETWEEN_IO_POLLS` turns the loop
-/// yields once, so that `block_on` dispatches the I/O that is ready without waiting. (A
+/// waits in the reactor if it holds it; and after an `Again` the loop yields once, so that
+/// `block_on` dispatches the I/O that is ready without waiting. (A
 /// `block_on` per park would, as it returns, wake async-io's own thread each time.)
 pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {
     let Some(parker) = own() else {
@@ -192,7 +193,6 @@ pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {
     let _parking = ClearOnDrop;
     // `Some` while parked: the park's timer, if it has a timeout.
     let mut waiting: Option<Option<async_io::Timer>> = None;
-    let mut turns: u32 = 0;
     async_io::block_on(std::future::poll_fn(|cx| {
         loop {
             if let Some(timer) = &mut waiting {
@@ -209,11 +209,8 @@ pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {
             }
             match turn() {
                 Turn::Again => {
-                    turns = turns.wrapping_add(1);
-                    if turns % TURNS_BETWEEN_IO_POLLS == 0 {
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 Turn::Park(timeout) => {
                     if parker.notified.swap(false, Ordering::SeqCst) {

@@ -31,7 +31,7 @@
 mod io;
 #[cfg(all(feature = "io", not(loom)))]
 pub(crate) use io::{
-    Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
+    POLLS_IO, Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
     spawn_parkable, woke_locally,
 };
 
@@ -39,7 +39,7 @@ pub(crate) use io::{
 mod plain;
 #[cfg(not(all(feature = "io", not(loom))))]
 pub(crate) use plain::{
-    Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
+    POLLS_IO, Unparker, current, park, park_outside_reactor, park_timeout, run_turns, same_thread,
     spawn_parkable, woke_locally,
 };
 
@@ -48,7 +48,7 @@ pub(crate) use slack::precise_timeouts;
 
 /// What one turn of a thread's loop asks of [`run_turns`].
 pub(crate) enum Turn {
-    /// Take another turn.
+    /// Take another turn (with the `io` parker, after a look at the reactor).
     Again,
     /// Park the thread until it is unparked (or the timeout has passed), then take another
     /// turn.

@@ -26,6 +26,9 @@ pub(crate) fn same_thread(a: &Unparker, b: &Unparker) -> bool {
 #[inline(always)]
 pub(crate) fn woke_locally() {}
 
+/// No reactor: a busy loop never needs to end its turn for one.
+pub(crate) const POLLS_IO: bool = false;
+
 /// Runs `turn` until it says `Exit`, parking the thread when it says so.
 #[inline]
 pub(crate) fn run_turns(mut turn: impl FnMut() -> Turn) {

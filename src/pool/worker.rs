@@ -132,9 +132,10 @@ pub(super) fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<Ta
 }
 
 /// The worker's loop: find a task, run it, park when there is none, until the pool stops.
-/// Each turn of the loop runs one task, or asks `park::run_turns` to park the thread (the
-/// park is the thread's to do, so that with the `io` parker it can wait in the reactor
-/// without leaving it between parks).
+/// The loop runs in turns: a turn runs tasks until there is none, then asks
+/// `park::run_turns` to park the thread (the park is the thread's to do, so that with the
+/// `io` parker it can wait in the reactor without leaving it between parks); with the `io`
+/// parker, a turn also ends every `INJECTOR_INTERVAL` pops, for a look at the reactor.
 fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let slot = &shared.slots[index];
     let mut pops: u32 = 0;
@@ -166,33 +167,35 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
                 pops = pops.wrapping_add(1);
                 run(task, pops);
             }
-            return Turn::Again;
         }
-        pops = pops.wrapping_add(1);
-        if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
-            if searching {
-                searching = false;
-                if shared.idle.end_search() {
-                    shared.notify_one();
+        loop {
+            pops = pops.wrapping_add(1);
+            if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
+                if searching {
+                    searching = false;
+                    if shared.idle.end_search() {
+                        shared.notify_one();
+                    }
                 }
+                run(task, pops);
+                if park::POLLS_IO && pops % INJECTOR_INTERVAL == 0 {
+                    // The thread looks at the reactor between turns (module `park`).
+                    return Turn::Again;
+                }
+                continue;
             }
-            run(task, pops);
-            return Turn::Again;
-        }
-        if shared.stopping.load(Ordering::SeqCst) {
-            if searching {
-                shared.idle.end_search();
+            if shared.stopping.load(Ordering::SeqCst) {
+                if searching {
+                    shared.idle.end_search();
+                }
+                return Turn::Exit;
             }
-            return Turn::Exit;
-        }
-        match begin_park(shared, own, index, searching, &mut marks) {
-            None => {
-                searching = shared.idle.leave(index);
-                Turn::Again
-            }
-            Some(watch) => {
-                parked = Some(watch);
-                Turn::Park(watch.then_some(WATCH))
+            match begin_park(shared, own, index, searching, &mut marks) {
+                None => searching = shared.idle.leave(index),
+                Some(watch) => {
+                    parked = Some(watch);
+                    return Turn::Park(watch.then_some(WATCH));
+                }
             }
         }
     });
