@@ -91,8 +91,7 @@ fn ping_pong(rt: &Rt) -> Vec<String> {
         }
         echo.await.unwrap();
     });
-    let names = threads.lock().unwrap().clone();
-    names
+    threads.lock().unwrap().clone()
 }
 
 fn check(flavor: Flavor) {

@@ -30,6 +30,12 @@ const ROUND_LIMIT: Duration = Duration::from_secs(20);
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
+/// One round on one runtime: (items done, elapsed).
+type Run = fn() -> (usize, Duration);
+/// The clients' counts: (sum, senders done, the receiver's waker).
+type SumState = Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>;
+/// The stop signal: (stopped, the waiting threads' wakers).
+type StopState = Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>;
 
 /// The message a client sends `i`th.
 fn message(i: usize) -> [u8; MESSAGE] {
@@ -121,8 +127,8 @@ async fn tokio_round() -> usize {
     total
 }
 
-/// A tiny multi-producer sum channel over a mutex and an `event`-free poll: the clients
-/// send their counts, the round awaits all of them. (Runtime-neutral, so that warden and
+/// A tiny multi-producer sum channel over a mutex: the clients send their counts, the
+/// round awaits all of them. (Runtime-neutral, so that warden and
 /// async-executor run the same code.)
 fn async_channel_like() -> (SumSender, SumReceiver) {
     let shared = Arc::new(std::sync::Mutex::new((
@@ -134,7 +140,7 @@ fn async_channel_like() -> (SumSender, SumReceiver) {
 }
 
 #[derive(Clone)]
-struct SumSender(Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>);
+struct SumSender(SumState);
 
 impl SumSender {
     fn send(&self, n: usize) {
@@ -147,7 +153,7 @@ impl SumSender {
     }
 }
 
-struct SumReceiver(Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>);
+struct SumReceiver(SumState);
 
 impl SumReceiver {
     async fn sum(self, senders: usize) -> usize {
@@ -216,7 +222,7 @@ fn async_channel_pair() -> (StopSender, StopReceiver) {
     (StopSender(event.clone()), StopReceiver(event))
 }
 
-struct StopSender(Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>);
+struct StopSender(StopState);
 
 impl StopSender {
     fn stop(&self) {
@@ -229,7 +235,7 @@ impl StopSender {
 }
 
 #[derive(Clone)]
-struct StopReceiver(Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>);
+struct StopReceiver(StopState);
 
 impl StopReceiver {
     async fn wait(self) {
@@ -251,7 +257,7 @@ fn main() {
         .nth(1)
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
-    let runs: [(&str, fn() -> (usize, Duration)); 3] = [
+    let runs: [(&str, Run); 3] = [
         ("warden (io)", run_warden),
         ("async-executor (smol-style)", run_async_executor),
         ("tokio", run_tokio),

@@ -36,6 +36,12 @@ const BODY: &[u8] = b"Hello from a keep-alive connection!";
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
+/// One round on one runtime: (items done, elapsed).
+type Run = fn() -> (usize, Duration);
+/// The clients' counts: (sum, senders done, the receiver's waker).
+type SumState = Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>;
+/// The stop signal: (stopped, the waiting threads' wakers).
+type StopState = Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>;
 
 /// Serves one connection: every request gets `BODY`.
 async fn serve_connection<T>(io: T)
@@ -145,8 +151,8 @@ async fn tokio_round() -> usize {
     total
 }
 
-/// A tiny multi-producer sum channel over a mutex and an `event`-free poll: the clients
-/// send their counts, the round awaits all of them. (Runtime-neutral, so that warden and
+/// A tiny multi-producer sum channel over a mutex: the clients send their counts, the
+/// round awaits all of them. (Runtime-neutral, so that warden and
 /// async-executor run the same code.)
 fn async_channel_like() -> (SumSender, SumReceiver) {
     let shared = Arc::new(std::sync::Mutex::new((
@@ -158,7 +164,7 @@ fn async_channel_like() -> (SumSender, SumReceiver) {
 }
 
 #[derive(Clone)]
-struct SumSender(Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>);
+struct SumSender(SumState);
 
 impl SumSender {
     fn send(&self, n: usize) {
@@ -171,7 +177,7 @@ impl SumSender {
     }
 }
 
-struct SumReceiver(Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>);
+struct SumReceiver(SumState);
 
 impl SumReceiver {
     async fn sum(self, senders: usize) -> usize {
@@ -243,7 +249,7 @@ fn async_channel_pair() -> (StopSender, StopReceiver) {
     (StopSender(event.clone()), StopReceiver(event))
 }
 
-struct StopSender(Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>);
+struct StopSender(StopState);
 
 impl StopSender {
     fn stop(&self) {
@@ -256,7 +262,7 @@ impl StopSender {
 }
 
 #[derive(Clone)]
-struct StopReceiver(Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>);
+struct StopReceiver(StopState);
 
 impl StopReceiver {
     async fn wait(self) {
@@ -279,7 +285,7 @@ fn main() {
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
     let only = std::env::args().nth(2);
-    let runs: [(&str, fn() -> (usize, Duration)); 3] = [
+    let runs: [(&str, Run); 3] = [
         ("warden (io)", run_warden),
         ("async-executor (smol-style)", run_async_executor),
         ("tokio", run_tokio),
