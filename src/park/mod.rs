@@ -7,6 +7,11 @@
 //! [`spawn_parkable`] for a thread not started yet) wakes it. Waking uses a token: an
 //! `unpark` that comes before the `park` makes that `park` return at once.
 //!
+//! A pool worker does not call `park` itself: its loop runs in [`run_turns`], and a turn
+//! that finds nothing to run returns [`Turn::Park`]. With the plain parker that is the
+//! same `park`; with the `io` parker the whole loop runs inside one `async_io::block_on`
+//! and a park is a `Pending` of it (see `io.rs` for why).
+//!
 //! Two implementations, one chosen at compile time:
 //!
 //! * `plain` (the default): `std::thread::park`, and a `Thread` handle as the unparker.
