@@ -84,9 +84,9 @@ impl IdleWorkers {
         self.leave(index)
     }
 
-    /// The first half of [`sleep`](Self::sleep), for a worker whose park is a turn of its
+    /// The first half of `sleep`, for a worker whose park is a turn of its
     /// loop (module `park`): announce, stop searching, fence. The caller then looks again
-    /// for work, parks only if it found none, and calls [`leave`](Self::leave).
+    /// for work, parks only if it found none, and calls `leave`.
     pub(super) fn announce(&self, index: usize, searching: bool) {
         {
             let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +99,7 @@ impl IdleWorkers {
         fence(Ordering::SeqCst);
     }
 
-    /// The second half of [`sleep`](Self::sleep): leave the list if nobody took us off it.
+    /// The second half of `sleep`: leave the list if nobody took us off it.
     /// Returns `true` if a pusher took us off the list: we are searching now.
     pub(super) fn leave(&self, index: usize) -> bool {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
