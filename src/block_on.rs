@@ -19,7 +19,8 @@
 //!
 //! [`UnhandledPolicy::Shutdown`]: crate::UnhandledPolicy::Shutdown
 
-use crate::loom::{Arc, AtomicBool, OnceLock, Ordering, Thread, current};
+use crate::loom::{Arc, AtomicBool, OnceLock, Ordering};
+use crate::park::{self, Unparker};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
@@ -32,7 +33,7 @@ use crate::task::{TaskOwner, TaskRef};
 /// The waker of `block_on`'s root future: a flag, and an unpark of the thread that waits.
 pub(crate) struct RootWaker {
     woken: AtomicBool,
-    thread: Thread,
+    thread: Unparker,
 }
 
 impl RootWaker {
@@ -79,7 +80,7 @@ pub(crate) trait Driver {
 pub(crate) fn drive<F: Future>(driver: &impl Driver, future: F) -> F::Output {
     let root = Arc::new(RootWaker {
         woken: AtomicBool::new(true),
-        thread: current(),
+        thread: park::current(),
     });
     let waker = waker_ref(&root);
     let mut cx = Context::from_waker(&waker);

@@ -198,6 +198,7 @@ mod local;
 mod loom;
 mod metrics;
 mod outcome;
+mod park;
 mod pool;
 mod report;
 mod run_next;

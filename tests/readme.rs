@@ -61,3 +61,23 @@ fn the_readme_example_prints_what_its_comment_says() {
         .expect("the README shows the report in a comment");
     assert_eq!(printed, shown);
 }
+
+/// The README's hyper example is `benches/io/examples/hyper_server.rs` (from its first
+/// `use` on), word for word: that package builds it with the `io` feature.
+#[test]
+fn readme_hyper_example_is_the_compiled_one() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../benches/io/examples/hyper_server.rs");
+    let code = &example[example.find("\nuse ").expect("a use line") + 1..];
+    let section = &readme[readme
+        .find("## Servers: the `io` feature")
+        .expect("the README's io section")..];
+    let fence = "```rust,ignore\n";
+    let start = section.find(fence).expect("a rust block in the io section") + fence.len();
+    let len = section[start..].find("```\n").expect("the block's end");
+    assert_eq!(
+        &section[start..start + len],
+        code,
+        "README.md's hyper example and benches/io/examples/hyper_server.rs differ: keep them the same"
+    );
+}

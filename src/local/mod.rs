@@ -47,9 +47,8 @@
 //! unpark that lands between the last look and `park()` makes that `park()` return at
 //! once: no wake-up is lost (the argument is in `LocalShared::sleep`).
 
-use crate::loom::{
-    Arc, AtomicBool, Mutex, Ordering, Thread, UnsafeCell, Weak, current, park, park_timeout,
-};
+use crate::loom::{Arc, AtomicBool, Mutex, Ordering, UnsafeCell, Weak};
+use crate::park::{self, Unparker};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -117,7 +116,7 @@ pub(crate) struct LocalShared {
     /// `true` when `remote` may hold tasks (set under its lock, cleared by the owner).
     remote_queued: AtomicBool,
     /// The owner thread, unparked by wakes while it sleeps.
-    thread: Thread,
+    thread: Unparker,
     /// The owner thread's [`context::thread_token`].
     owner_token: u64,
     /// `true` while the owner is parked or about to park (see `sleep`).
@@ -139,8 +138,10 @@ unsafe impl Sync for LocalShared {}
 impl Schedule for LocalShared {
     fn schedule(&self, task: TaskRef) {
         if self.is_owner_thread() {
-            // The owner is running this very code, so it is not asleep: no unpark.
+            // The owner is running this very code, so it is not asleep: no unpark (unless it
+            // runs it while parked in the I/O reactor, dispatching I/O: module `park`).
             self.with_ready(|ready| ready.push(task));
+            park::woke_locally();
             return;
         }
         {
@@ -216,10 +217,10 @@ impl LocalShared {
                 Some(deadline) => {
                     let now = std::time::Instant::now();
                     if deadline > now {
-                        park_timeout(deadline - now);
+                        park::park_timeout(deadline - now);
                     }
                 }
-                None => park(),
+                None => park::park(),
             }
         }
         self.sleeping.store(false, Ordering::SeqCst);
@@ -282,7 +283,7 @@ impl LocalExecutor {
             ready: UnsafeCell::new(Ready::new()),
             remote: Mutex::new(VecDeque::new()),
             remote_queued: AtomicBool::new(false),
-            thread: current(),
+            thread: park::current(),
             owner_token,
             sleeping: AtomicBool::new(false),
             timers: Timers::new(),
@@ -576,10 +577,9 @@ impl Drop for LocalExecutor {
         // No `block_on` can be running any more (it borrows the executor): nobody will fire
         // the timers again, and no task will be polled.
         self.shared.timers.clear();
-        self.shared
-            .watchdog
-            .iter()
-            .for_each(|watchdog| watchdog.stop());
+        if let Some(watchdog) = &self.shared.watchdog {
+            watchdog.stop();
+        }
     }
 }
 

@@ -67,7 +67,9 @@ impl IdleWorkers {
     /// The worker's half: announce, stop searching, fence, look again with `has_work`, and
     /// `park` only if it found nothing; then leave the list if nobody took us off it (we
     /// found work, or woke spuriously). Returns `true` if a pusher took us off the list:
-    /// we are searching now.
+    /// we are searching now. (The worker runs the two halves, `announce` and `leave`, as
+    /// steps of its loop; the loom model runs them through this function.)
+    #[cfg(all(test, loom))]
     pub(super) fn sleep(
         &self,
         index: usize,
@@ -75,6 +77,17 @@ impl IdleWorkers {
         has_work: impl FnOnce() -> bool,
         park: impl FnOnce(),
     ) -> bool {
+        self.announce(index, searching);
+        if !has_work() {
+            park();
+        }
+        self.leave(index)
+    }
+
+    /// The first half of `sleep`, for a worker whose park is a turn of its
+    /// loop (module `park`): announce, stop searching, fence. The caller then looks again
+    /// for work, parks only if it found none, and calls `leave`.
+    pub(super) fn announce(&self, index: usize, searching: bool) {
         {
             let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
             list.push(index);
@@ -84,9 +97,11 @@ impl IdleWorkers {
             self.searching.fetch_sub(1, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
-        if !has_work() {
-            park();
-        }
+    }
+
+    /// The second half of `sleep`: leave the list if nobody took us off it.
+    /// Returns `true` if a pusher took us off the list: we are searching now.
+    pub(super) fn leave(&self, index: usize) -> bool {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
         match list.iter().position(|&i| i == index) {
             Some(pos) => {

@@ -37,9 +37,9 @@ use shutdown::BlockedGuard;
 use worker::run_worker;
 
 use crate::loom::{
-    Arc, AtomicBool, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Thread, Weak, park,
-    park_timeout, spawn_thread,
+    Arc, AtomicBool, JoinHandle as ThreadHandle, Mutex, OnceLock, Ordering, Weak, spawn_thread,
 };
+use crate::park::{self, Unparker};
 use std::fmt;
 use std::future::Future;
 use std::thread;
@@ -101,14 +101,14 @@ pub(crate) struct PoolShared {
     /// Parked (or parking) workers.
     idle: IdleWorkers,
     /// The worker threads, for `unpark`; set once all have started.
-    workers: OnceLock<Vec<Thread>>,
+    workers: OnceLock<Vec<Unparker>>,
     pub(crate) timers: Timers,
     timer_wake: Sender<()>,
     /// Workers and the timer thread exit once this is set and they run out of work.
     stopping: AtomicBool,
     shutdown: ShutdownRequest,
     /// Threads parked in `block_on`, unparked by a shutdown so they can notice it.
-    blocked: Mutex<Vec<Thread>>,
+    blocked: Mutex<Vec<Unparker>>,
     /// Each worker's LIFO slot, by worker index.
     slots: Box<[LifoSlot<TaskRef>]>,
     /// `true` while an idle worker watches the others' slots (module doc, "The LIFO slot").
@@ -156,6 +156,7 @@ impl PoolShared {
 /// The timer thread: fires due timers, then blocks until the next deadline or a
 /// notification that an earlier one was registered.
 fn run_timers(shared: Weak<PoolShared>, wake: Receiver<()>) {
+    park::precise_timeouts();
     loop {
         let Some(pool) = shared.upgrade() else { return };
         if pool.stopping.load(Ordering::SeqCst) {
@@ -191,12 +192,12 @@ impl block_on::Driver for Executor {
             if root.is_woken() {
                 return;
             }
-            match next {
-                Some(deadline) => park_timeout(deadline.saturating_duration_since(Instant::now())),
-                None => park(),
-            }
+            let timeout = next.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            park::park_outside_reactor(timeout);
         } else {
-            park();
+            // The workers wait in the reactor (with the `io` parker); this thread, which
+            // runs no task, would only take it from them.
+            park::park_outside_reactor(None);
         }
     }
 }
@@ -274,16 +275,17 @@ impl Executor {
             shared.timers.use_manual_clock();
         }
         let mut threads = Vec::with_capacity(n + 1);
+        let mut unparkers = Vec::with_capacity(n);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared = shared.clone();
             let name = format!("{}-{}", builder.thread_name, index);
-            let spawned = spawn_thread(name, move || run_worker(shared, index, deque))
-                .expect("warden: failed to spawn a worker thread");
+            let (spawned, unparker) =
+                park::spawn_parkable(name, move || run_worker(shared, index, deque))
+                    .expect("warden: failed to spawn a worker thread");
             threads.push(spawned);
+            unparkers.push(unparker);
         }
-        let _ = shared
-            .workers
-            .set(threads.iter().map(|t| t.thread().clone()).collect());
+        let _ = shared.workers.set(unparkers);
         // Workers that parked before the list was set could have missed an unpark.
         shared.notify_all();
         let weak = Arc::downgrade(&shared);

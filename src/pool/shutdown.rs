@@ -12,7 +12,8 @@
 //! deadline. `begin_shutdown` unparks every `block_on` so that one asleep waiting for the
 //! timer thread takes over. The timers are dropped with the executor.
 
-use crate::loom::{Arc, JoinHandle as ThreadHandle, Ordering, Thread, current, spawn_thread};
+use crate::loom::{Arc, JoinHandle as ThreadHandle, Ordering, spawn_thread};
+use crate::park::{self, Unparker};
 use std::thread;
 
 use super::worker::steal_retrying;
@@ -62,12 +63,12 @@ impl PoolShared {
 /// Lists the current thread in `PoolShared::blocked` while `block_on` runs.
 pub(super) struct BlockedGuard<'a> {
     shared: &'a PoolShared,
-    thread: Thread,
+    thread: Unparker,
 }
 
 impl<'a> BlockedGuard<'a> {
     pub(super) fn register(shared: &'a PoolShared) -> BlockedGuard<'a> {
-        let thread = current();
+        let thread = park::current();
         shared
             .blocked
             .lock()
@@ -84,7 +85,10 @@ impl Drop for BlockedGuard<'_> {
             .blocked
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(pos) = blocked.iter().position(|t| t.id() == self.thread.id()) {
+        if let Some(pos) = blocked
+            .iter()
+            .position(|t| park::same_thread(t, &self.thread))
+        {
             blocked.swap_remove(pos);
         }
     }

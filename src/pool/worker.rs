@@ -1,7 +1,8 @@
 //! One worker thread: find a task, run it, park when there is none; and the wake path
 //! that puts a task where a worker finds it.
 
-use crate::loom::{Arc, Ordering, park, park_timeout};
+use crate::loom::{Arc, Ordering};
+use crate::park::{self, Turn};
 use std::cell::RefCell;
 
 use crossbeam_deque::{Steal, Worker};
@@ -52,8 +53,11 @@ impl Schedule for PoolShared {
                 }
             }
         });
-        if let Some(task) = task {
-            self.injector.push(task);
+        match task {
+            Some(task) => self.injector.push(task),
+            // Into this worker's own queues: if it is parked in the I/O reactor (this wake
+            // came from the I/O it dispatches there), it must stop waiting and run the task.
+            None => park::woke_locally(),
         }
         if !filled_empty_slot {
             self.notify_one();
@@ -133,6 +137,10 @@ pub(super) fn run_worker(shared: Arc<PoolShared>, index: usize, deque: Worker<Ta
 }
 
 /// The worker's loop: find a task, run it, park when there is none, until the pool stops.
+/// The loop runs in turns: a turn runs tasks until there is none, then asks
+/// `park::run_turns` to park the thread (the park is the thread's to do, so that with the
+/// `io` parker it can wait in the reactor without leaving it between parks); with the `io`
+/// parker, a turn also ends every `INJECTOR_INTERVAL` pops, for a look at the reactor.
 fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let slot = &shared.slots[index];
     let mut pops: u32 = 0;
@@ -144,6 +152,8 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let poll_slot = shared.watchdog.as_ref().map(|w| w.slot(index));
     // The poll stamp each task gets before its poll, for dumps (see task/snapshot.rs).
     let mut clock = shared.owner.poll_clock(index, Instant::now());
+    // `Some` between a `Turn::Park` and the next turn: whether that park is a watch.
+    let mut parked: Option<bool> = None;
     let run = |task: TaskRef, pops: u32, stamp: u64| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
@@ -154,38 +164,53 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
             own.deque.push(again);
         }
     };
-    loop {
-        pops = pops.wrapping_add(1);
-        if pops % CLOCK_INTERVAL == 0 {
+    park::run_turns(|| {
+        if let Some(watched) = parked.take() {
+            let stolen;
+            (searching, stolen) = end_park(shared, index, watched, &marks);
             clock.set(Instant::now());
+            if let Some(task) = stolen {
+                // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
+                // another idle worker, if any, takes over (as when a searcher finds work).
+                shared.notify_one();
+                pops = pops.wrapping_add(1);
+                run(task, pops, clock.stamp());
+            }
         }
-        if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
-            if searching {
-                searching = false;
-                if shared.idle.end_search() {
-                    shared.notify_one();
+        loop {
+            pops = pops.wrapping_add(1);
+            if pops % CLOCK_INTERVAL == 0 {
+                clock.set(Instant::now());
+            }
+            if let Some(task) = find_task(shared, own, slot, pops, &mut victim, &mut lifo_streak) {
+                if searching {
+                    searching = false;
+                    if shared.idle.end_search() {
+                        shared.notify_one();
+                    }
+                }
+                run(task, pops, clock.stamp());
+                if park::POLLS_IO && pops % INJECTOR_INTERVAL == 0 {
+                    // The thread looks at the reactor between turns (module `park`).
+                    return Turn::Again;
+                }
+                continue;
+            }
+            if shared.stopping.load(Ordering::SeqCst) {
+                if searching {
+                    shared.idle.end_search();
+                }
+                return Turn::Exit;
+            }
+            match begin_park(shared, own, index, searching, &mut marks) {
+                None => searching = leave_idle(shared, index),
+                Some(watch) => {
+                    parked = Some(watch);
+                    return Turn::Park(watch.then_some(WATCH));
                 }
             }
-            run(task, pops, clock.stamp());
-            continue;
         }
-        if shared.stopping.load(Ordering::SeqCst) {
-            if searching {
-                shared.idle.end_search();
-            }
-            return;
-        }
-        let stolen;
-        (searching, stolen) = park_worker(shared, own, index, searching, &mut marks);
-        clock.set(Instant::now());
-        if let Some(task) = stolen {
-            // Taken from a stuck worker's slot. Now busy, this worker no longer watches:
-            // another idle worker, if any, takes over (as when a searcher finds work).
-            shared.notify_one();
-            pops = pops.wrapping_add(1);
-            run(task, pops, clock.stamp());
-        }
-    }
+    });
 }
 
 /// LIFO slot (`slot`, this worker's own), own deque, injector, then stealing; the injector
@@ -246,54 +271,65 @@ pub(super) fn steal_retrying(mut steal: impl FnMut() -> Steal<TaskRef>) -> Optio
     }
 }
 
-/// Parks the worker unless there is work (the worker's half of the protocol). Returns
-/// whether the worker is searching now (see `IdleWorkers::sleep`), and a task it took
-/// from another worker's slot, if its park was a watch (module doc, "The LIFO slot") that
-/// found that worker in the same poll as when the watch began.
-fn park_worker(
+/// The first half of a park (the worker's half of the protocol, `IdleWorkers::sleep`):
+/// announce, then look for work once more. Returns `None` if there is work after all (the
+/// caller leaves the idle list), else whether the park is a watch (module doc, "The LIFO
+/// slot"): while another worker is busy (not on the idle list), one idle worker watches,
+/// parking for `WATCH` instead of until woken.
+fn begin_park(
     shared: &PoolShared,
     own: &LocalQueue,
     index: usize,
     searching: bool,
     marks: &mut [usize],
-) -> (bool, Option<TaskRef>) {
+) -> Option<bool> {
+    shared.idle.announce(index, searching);
+    // The slot is empty here (`find_task` just took what it held), but parking must not
+    // depend on that: look anyway.
+    if shared.stopping.load(Ordering::SeqCst)
+        || shared.has_visible_work(&own.deque)
+        || !shared.slots[index].is_empty()
+    {
+        return None;
+    }
     let n = shared.slots.len();
-    let mut watched = false;
-    let searching = shared.idle.sleep(
-        index,
-        searching,
-        || {
-            // The slot is empty here (`find_task` just took what it held), but parking
-            // must not depend on that: look anyway.
-            shared.stopping.load(Ordering::SeqCst)
-                || shared.has_visible_work(&own.deque)
-                || !shared.slots[index].is_empty()
-        },
-        || {
-            // Nothing to run. Watch while another worker is busy (not on the idle list),
-            // if no other idle worker does; otherwise sleep until woken.
-            let watch = n > 1
-                && shared.idle.len() < n
-                && shared
-                    .watching
-                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok();
-            if watch {
-                for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
-                    *mark = slot.poll_mark.load(Ordering::Relaxed);
-                }
-                park_timeout(WATCH);
-                shared.watching.store(false, Ordering::Release);
-                watched = true;
-            } else {
-                park();
-            }
-        },
-    );
-    // Off the idle list now (the count was taken down, `SeqCst`, by us or a pusher).
+    let watch = n > 1
+        && shared.idle.len() < n
+        && shared
+            .watching
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+    if watch {
+        for (mark, slot) in marks.iter_mut().zip(shared.slots.iter()) {
+            *mark = slot.poll_mark.load(Ordering::Relaxed);
+        }
+    }
+    Some(watch)
+}
+
+/// Leaves the idle list (`IdleWorkers::leave`), and wakes the watchdog if it dozes: it
+/// dozes only while every worker is on the list. Returns whether the worker is searching.
+fn leave_idle(shared: &PoolShared, index: usize) -> bool {
+    let searching = shared.idle.leave(index);
     if let Some(watchdog) = &shared.watchdog {
         watchdog.polling_thread_woke();
     }
+    searching
+}
+
+/// The second half of a park: leave the idle list. Returns whether the worker is searching
+/// now (see `IdleWorkers::sleep`), and a task it took from another worker's slot, if its
+/// park was a watch that found that worker in the same poll as when the watch began.
+fn end_park(
+    shared: &PoolShared,
+    index: usize,
+    watched: bool,
+    marks: &[usize],
+) -> (bool, Option<TaskRef>) {
+    if watched {
+        shared.watching.store(false, Ordering::Release);
+    }
+    let searching = leave_idle(shared, index);
     // Woken by a pusher (`searching`): there is work to look for first.
     if !watched || searching {
         return (searching, None);

@@ -1,0 +1,336 @@
+//! hyper 1.x HTTP/1 keep-alive on loopback: the same server and client on warden (with
+//! the `io` feature), on async-executor driven as smol drives it, and on tokio; each with
+//! 2 worker threads, in one run; prints requests/s and warden's ratios to the others.
+//!
+//! ```text
+//! cargo run --release -p warden-io-bench --example hyper_bench [-- ROUNDS [RUNTIME]]
+//! ```
+//!
+//! RUNTIME (`warden`, `async-executor` or `tokio`) runs that one alone, for a profiler.
+//!
+//! Each round, on each runtime: a server on `127.0.0.1:0` (loopback only), 50 client
+//! connections in the same runtime, each sending `REQUESTS_PER_CONNECTION` GET requests
+//! one after another on its keep-alive connection and checking every response's status
+//! and body. A round stops early at `ROUND_LIMIT`. The runtimes take turns, round by round
+//! (3 rounds by default), and the median round counts.
+//!
+//! I/O: async-io's `Async<TcpStream>` with `smol-hyper`'s `FuturesIo` adapter on warden
+//! and async-executor; tokio's `TcpStream` with hyper-util's `TokioIo` on tokio.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_io::Async;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+
+const CONNECTIONS: usize = 50;
+const REQUESTS_PER_CONNECTION: usize = 1_000;
+const ROUND_LIMIT: Duration = Duration::from_secs(20);
+const BODY: &[u8] = b"Hello from a keep-alive connection!";
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
+/// One round on one runtime: (items done, elapsed).
+type Run = fn() -> (usize, Duration);
+/// The clients' counts: (sum, senders done, the receiver's waker).
+type SumState = Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>;
+/// The stop signal: (stopped, the waiting threads' wakers).
+type StopState = Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>;
+
+/// Serves one connection: every request gets `BODY`.
+async fn serve_connection<T>(io: T)
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(|_req: Request<hyper::body::Incoming>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(BODY))))
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
+}
+
+/// One client connection: up to `REQUESTS_PER_CONNECTION` requests, each response
+/// checked; returns how many completed before `deadline`.
+async fn client_connection<T>(io: T, spawn: Spawn, deadline: Instant) -> usize
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
+        .await
+        .expect("handshake");
+    spawn(Box::pin(async move {
+        let _ = conn.await;
+    }));
+    let mut done = 0;
+    while done < REQUESTS_PER_CONNECTION && Instant::now() < deadline {
+        // The previous response's end may not have been processed by the connection task
+        // yet: wait until the connection takes a new request.
+        sender.ready().await.expect("connection ready");
+        let request = Request::get("/")
+            .header(hyper::header::HOST, "127.0.0.1")
+            .body(Empty::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], BODY, "wrong response body");
+        done += 1;
+    }
+    done
+}
+
+/// A round on an async-io based runtime (warden or async-executor): the accept loop and
+/// 50 clients spawned with `spawn`; returns the requests completed.
+async fn async_io_round(spawn: Spawn) -> usize {
+    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+    let addr = listener.get_ref().local_addr().unwrap();
+    let accept_spawn = spawn.clone();
+    spawn(Box::pin(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.get_ref().set_nodelay(true).unwrap();
+            accept_spawn(Box::pin(serve_connection(smol_hyper::rt::FuturesIo::new(
+                stream,
+            ))));
+        }
+    }));
+    let deadline = Instant::now() + ROUND_LIMIT;
+    let (tx, rx) = async_channel_like();
+    for _ in 0..CONNECTIONS {
+        let (spawn2, tx) = (spawn.clone(), tx.clone());
+        spawn(Box::pin(async move {
+            let stream = Async::<TcpStream>::connect(addr).await.expect("connect");
+            stream.get_ref().set_nodelay(true).unwrap();
+            let io = smol_hyper::rt::FuturesIo::new(stream);
+            tx.send(client_connection(io, spawn2, deadline).await);
+        }));
+    }
+    rx.sum(CONNECTIONS).await
+}
+
+/// A round on tokio: as [`async_io_round`], with tokio's sockets.
+async fn tokio_round() -> usize {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
+            tokio::spawn(serve_connection(hyper_util::rt::TokioIo::new(stream)));
+        }
+    });
+    let spawn: Spawn = Arc::new(|f| {
+        tokio::spawn(f);
+    });
+    let deadline = Instant::now() + ROUND_LIMIT;
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let spawn = spawn.clone();
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                client_connection(hyper_util::rt::TokioIo::new(stream), spawn, deadline).await
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for client in clients {
+        total += client.await.unwrap();
+    }
+    server.abort();
+    total
+}
+
+/// A tiny multi-producer sum channel over a mutex: the clients send their counts, the
+/// round awaits all of them. (Runtime-neutral, so that warden and
+/// async-executor run the same code.)
+fn async_channel_like() -> (SumSender, SumReceiver) {
+    let shared = Arc::new(std::sync::Mutex::new((
+        0usize,
+        0usize,
+        None::<std::task::Waker>,
+    )));
+    (SumSender(shared.clone()), SumReceiver(shared))
+}
+
+#[derive(Clone)]
+struct SumSender(SumState);
+
+impl SumSender {
+    fn send(&self, n: usize) {
+        let mut s = self.0.lock().unwrap();
+        s.0 += n;
+        s.1 += 1;
+        if let Some(w) = s.2.take() {
+            w.wake();
+        }
+    }
+}
+
+struct SumReceiver(SumState);
+
+impl SumReceiver {
+    async fn sum(self, senders: usize) -> usize {
+        std::future::poll_fn(|cx| {
+            let mut s = self.0.lock().unwrap();
+            if s.1 == senders {
+                std::task::Poll::Ready(s.0)
+            } else {
+                s.2 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+fn run_warden() -> (usize, Duration) {
+    let ex = warden::Builder::new().worker_threads(2).build();
+    let spawn: Spawn = Arc::new(|f| warden::spawn(f).detach());
+    let start = Instant::now();
+    let handle = ex.handle();
+    let done = ex.block_on(async move {
+        // The round itself runs as a task, on the workers.
+        handle.spawn(async_io_round(spawn)).await.unwrap()
+    });
+    (done, start.elapsed())
+}
+
+fn run_async_executor() -> (usize, Duration) {
+    let ex = Arc::new(async_executor::Executor::new());
+    let (stop_tx, stop_rx) = async_channel_pair();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
+            std::thread::spawn(move || async_io::block_on(ex.run(stop_rx.wait())))
+        })
+        .collect();
+    let spawn: Spawn = {
+        let ex = ex.clone();
+        Arc::new(move |f| ex.spawn(f).detach())
+    };
+    let start = Instant::now();
+    let done = async_io::block_on(ex.spawn(async_io_round(spawn)));
+    let elapsed = start.elapsed();
+    stop_tx.stop();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (done, elapsed)
+}
+
+fn run_tokio() -> (usize, Duration) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let done = rt.block_on(async { tokio::spawn(tokio_round()).await.unwrap() });
+    (done, start.elapsed())
+}
+
+/// A stop signal for async-executor's threads.
+fn async_channel_pair() -> (StopSender, StopReceiver) {
+    let event = Arc::new(std::sync::Mutex::new((
+        false,
+        Vec::<std::task::Waker>::new(),
+    )));
+    (StopSender(event.clone()), StopReceiver(event))
+}
+
+struct StopSender(StopState);
+
+impl StopSender {
+    fn stop(&self) {
+        let mut s = self.0.lock().unwrap();
+        s.0 = true;
+        for w in s.1.drain(..) {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct StopReceiver(StopState);
+
+impl StopReceiver {
+    async fn wait(self) {
+        std::future::poll_fn(|cx| {
+            let mut s = self.0.lock().unwrap();
+            if s.0 {
+                std::task::Poll::Ready(())
+            } else {
+                s.1.push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("ROUNDS must be a number"))
+        .unwrap_or(3);
+    let only = std::env::args().nth(2);
+    let runs: [(&str, Run); 3] = [
+        ("warden (io)", run_warden),
+        ("async-executor (smol-style)", run_async_executor),
+        ("tokio", run_tokio),
+    ];
+    if let Some(only) = only {
+        let (name, run) = runs
+            .iter()
+            .find(|(name, _)| name.starts_with(only.as_str()))
+            .expect("RUNTIME: warden, async-executor or tokio");
+        for round in 0..rounds {
+            let (done, elapsed) = run();
+            let rate = done as f64 / elapsed.as_secs_f64();
+            println!(
+                "round {}: {name} {done} requests, {rate:.0} req/s",
+                round + 1
+            );
+        }
+        return;
+    }
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
+    for round in 0..rounds {
+        for (i, (name, run)) in runs.iter().enumerate() {
+            let (done, elapsed) = run();
+            let rate = done as f64 / elapsed.as_secs_f64();
+            println!(
+                "round {}: {name:<28} {done:>6} requests in {:>6.3} s = {:>8.0} req/s",
+                round + 1,
+                elapsed.as_secs_f64(),
+                rate
+            );
+            rates[i].push(rate);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let medians: Vec<f64> = rates.iter_mut().map(median).collect();
+    println!("median req/s over {rounds} rounds (2 worker threads each, 50 connections):");
+    for ((name, _), m) in runs.iter().zip(&medians) {
+        println!("  {name:<28} {m:>8.0}");
+    }
+    println!(
+        "  warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
+        medians[0] / medians[2],
+        medians[0] / medians[1]
+    );
+}
