@@ -358,7 +358,11 @@ mod lost {
                 slot.lock().unwrap().take().unwrap().wake();
                 assert!(reports.all().is_empty(), "{:?}", reports.all());
             });
-            drive_until(&rt, || finished.load(Ordering::SeqCst));
+            // The poll sets `finished` before it returns; on a pool the worker counts the
+            // task's end after that, so wait for the count too.
+            drive_until(&rt, || {
+                finished.load(Ordering::SeqCst) && rt.metrics().live == 0
+            });
             assert!(reports.all().is_empty(), "{:?}", reports.all());
             let m = rt.metrics();
             assert_eq!((m.completed, m.cancelled), (1, 0), "{m}");
