@@ -8,6 +8,7 @@
 //! target/release/examples/hot_paths yield --pool     # Executor, 2 workers
 //! target/release/examples/hot_paths yield --pool 4   # Executor, 4 workers
 //! target/release/examples/hot_paths yield --poll-timing   # with Builder::poll_timing(true)
+//! target/release/examples/hot_paths yield --no-watchdog   # with blocking_threshold(None)
 //! valgrind --tool=callgrind target/release/examples/hot_paths chain
 //! callgrind_annotate callgrind.out.<pid> | head -40
 //! ```
@@ -248,7 +249,11 @@ fn main() {
     // `--poll-timing`, anywhere: the same with `Builder::poll_timing(true)`.
     let all: Vec<String> = std::env::args().skip(1).collect();
     let poll_timing = all.iter().any(|a| a == "--poll-timing");
-    let mut args = all.into_iter().filter(|a| a != "--poll-timing");
+    // `--no-watchdog`, anywhere: with `Builder::blocking_threshold(None)`.
+    let watchdog = !all.iter().any(|a| a == "--no-watchdog");
+    let mut args = all
+        .into_iter()
+        .filter(|a| a != "--poll-timing" && a != "--no-watchdog");
     let workload = args.next().unwrap_or_else(|| "yield".to_owned());
     let pool = args.next().as_deref() == Some("--pool");
     let workers: usize = args
@@ -263,6 +268,11 @@ fn main() {
     let builder = warden::Builder::new()
         .backtraces(warden::Backtraces::Off)
         .poll_timing(poll_timing);
+    let builder = if watchdog {
+        builder
+    } else {
+        builder.blocking_threshold(None)
+    };
     let rt = if pool {
         Runtime::Pool(builder.worker_threads(workers).build())
     } else {
