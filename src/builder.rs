@@ -252,6 +252,7 @@ impl Builder {
             on_exit: self.on_exit.clone(),
             trace: self.trace.clone(),
             on_stall: self.stall_hook(),
+            watched: self.blocking_threshold.is_some(),
             poll_timing: self.poll_timing,
         }
     }

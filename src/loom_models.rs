@@ -67,6 +67,7 @@ fn test_sched_with_stalls(hook: Option<Arc<HookFn>>, stalls: Drops) -> Arc<TestS
         on_exit: None,
         trace: None,
         on_stall: Arc::new(move |_| drop(stalls.token())),
+        watched: false,
         poll_timing: false,
     };
     Arc::new(TestSched {

@@ -349,7 +349,7 @@ fn a_lost_waker_frees_its_task() {
 }
 
 /// The watchdog reads the header of a task whose poll blocks (src/task/poll_slot.rs) while
-/// the poller may be finishing: the claim keeps the task alive.
+/// the poller may be finishing: a completing task waits while the header is read.
 #[test]
 fn the_watchdog_names_a_blocking_poll() {
     let finished = Arc::new(AtomicUsize::new(0));

@@ -6,8 +6,9 @@
 //! most of a `sleep`'s lateness. The timer thread wakes only at deadlines and when a nearer
 //! one is registered, so it asks for the smallest slack: it costs no CPU while idle.
 
-/// Sets the calling thread's timer slack to its minimum (Linux); does nothing elsewhere.
-#[cfg(all(target_os = "linux", not(loom)))]
+/// Sets the calling thread's timer slack to its minimum (Linux); does nothing elsewhere
+/// (and under Miri, which cannot call `prctl`).
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
 pub(crate) fn precise_timeouts() {
     use std::ffi::{c_int, c_ulong};
     /// `PR_SET_TIMERSLACK` from `<linux/prctl.h>`.
@@ -25,6 +26,7 @@ pub(crate) fn precise_timeouts() {
     }
 }
 
-/// Sets the calling thread's timer slack to its minimum (Linux); does nothing elsewhere.
-#[cfg(not(all(target_os = "linux", not(loom))))]
+/// Sets the calling thread's timer slack to its minimum (Linux); does nothing elsewhere
+/// (and under Miri, which cannot call `prctl`).
+#[cfg(not(all(target_os = "linux", not(loom), not(miri))))]
 pub(crate) fn precise_timeouts() {}

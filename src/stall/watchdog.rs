@@ -3,7 +3,7 @@
 //!
 //! It wakes every quarter of the threshold (at most every millisecond), looks at one word
 //! per polling thread, and sleeps again: between samples it costs nothing, and a poll pays
-//! only a store and a compare-exchange (`PollSlot`). While every polling thread is parked
+//! two plain stores and a load (`PollSlot`). While every polling thread is parked
 //! (the executor is idle) it *dozes*: it parks with no timeout, and the first polling
 //! thread to wake up unparks it ([`Watchdog::polling_thread_woke`]). Both sides store
 //! their flag, then read the other's, all `SeqCst`: either the watchdog sees a thread
@@ -141,6 +141,15 @@ impl Watchdog {
     fn sample(&self, seen_at: &mut [Option<Instant>]) {
         let now = Instant::now();
         for (index, (slot, seen)) in self.slots.iter().zip(seen_at).enumerate() {
+            if let Some(ended) = slot.take_unfinished() {
+                // A reported poll ended without its poller seeing the report (`PollSlot`).
+                let kind = StallKind::Blocking {
+                    elapsed: ended.elapsed,
+                    finished: true,
+                };
+                let stall = Stall::new(ended.task, kind, slot.thread_name().map(Into::into));
+                call_hook(&*self.hook, &stall);
+            }
             if let Some(blocking) = slot.sample(seen, self.threshold, now) {
                 if let Some(hand_off) = self.hand_off.get() {
                     hand_off(index);

@@ -150,7 +150,7 @@ where
             Some(slot) => {
                 slot.begin(&self.header);
                 let polled = self.poll_observing(owner, first);
-                if !slot.end(&self.header) {
+                if !slot.end() {
                     report_blocking_end(owner, slot);
                 }
                 polled
@@ -306,6 +306,11 @@ where
     fn finish(self: Arc<Self>, exit: Exit<T>) {
         let header = &self.header;
         let owner = header.scheduler.owner();
+        if owner.watched {
+            // Its block may be freed once this thread lets go of it: not while a watchdog
+            // reads its header (`poll_slot.rs`).
+            super::poll_slot::wait_unread(header);
+        }
         let view = exit.view();
         let watch = match view {
             TaskExit::Failed(e) => Some(FailureWatch::new(e.clone(), owner.sink.clone())),
@@ -531,7 +536,7 @@ fn report_exit(owner: &TaskOwner, header: &Header, exit: &TaskExit<'_>) {
 #[cold]
 #[inline(never)]
 fn report_blocking_end(owner: &TaskOwner, slot: &PollSlot) {
-    let Some(blocking) = slot.end_watched() else {
+    let Some(blocking) = slot.end_reported() else {
         return;
     };
     let kind = StallKind::Blocking {

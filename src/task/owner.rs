@@ -53,6 +53,9 @@ pub(crate) struct OwnerConfig {
     pub(crate) trace: Option<std::path::PathBuf>,
     /// Where stall reports go (blocking polls, lost wakers, deadlocks).
     pub(crate) on_stall: Arc<StallHookFn>,
+    /// Whether a watchdog samples this owner's polls (and may read a polled task's
+    /// header: see `poll_slot.rs`).
+    pub(crate) watched: bool,
     /// Whether each task records its poll timing (`timing.rs`).
     pub(crate) poll_timing: bool,
 }
@@ -69,6 +72,9 @@ pub(crate) struct TaskOwner {
     pub(crate) tracer: Option<Tracer>,
     /// Where stall reports go.
     pub(crate) on_stall: Arc<StallHookFn>,
+    /// Whether a watchdog may read this owner's task headers: a task then waits, as it
+    /// completes, until the watchdog is not reading its header (`poll_slot.rs`).
+    pub(crate) watched: bool,
     /// Whether each task records its poll timing (`timing.rs`).
     pub(crate) poll_timing: bool,
     /// `tracer.is_some() || poll_timing`: the one flag that polls and wakes test.
@@ -185,6 +191,7 @@ impl TaskOwner {
             backtraces: config.backtraces,
             on_exit: config.on_exit,
             on_stall: config.on_stall,
+            watched: config.watched,
             observes_polls: tracer.is_some() || config.poll_timing,
             tracer,
             poll_timing: config.poll_timing,

@@ -1,16 +1,34 @@
 //! [`PollSlot`]: which task a polling thread is in, for a watchdog to sample.
 //!
 //! The polling thread stores the address of the task's header when a poll begins and
-//! takes it out when the poll returns: a store and a compare-exchange per poll, no clock.
-//! A watchdog thread samples the slot. The first time it sees a poll it marks it `SEEN`
-//! and notes the time; when it sees the same mark again after the threshold, the poll has
-//! not returned since (a new poll would have overwritten the mark), so it is blocking.
+//! takes it out when the poll returns: two plain stores per poll (and a load), no clock,
+//! no read-modify-write. A watchdog thread samples the slot. The first time it sees a poll
+//! it marks it `SEEN` and notes the time; when it sees the same mark again after the
+//! threshold, the poll has not returned since (a new poll would have overwritten the
+//! mark), so it is blocking.
 //!
 //! To name the task, the watchdog must read its header while the poller may be finishing
-//! the poll, after which the task may be freed. So it claims the slot first (`READING`,
-//! a compare-exchange that fails if the poll has ended) and the poller, whose own
-//! compare-exchange at the end of the poll then fails, waits for the claim to go before
-//! it lets go of the task. The claim lasts for a clone of the task's [`TaskInfo`].
+//! the poll, after which the task may be freed. A task's block is freed only after the
+//! task has completed ([`wait_unread`] runs in `Task::finish`, before the completing thread
+//! lets go of its reference), so the guard sits at completion, once per task, not at every
+//! poll:
+//!
+//! * the watchdog publishes the header it is about to read in [`READING`] (`SeqCst`), then
+//!   loads the slot again (`SeqCst`): only if it still holds the same poll does it read;
+//! * a completing task, after its poll has emptied the slot, runs a `SeqCst` fence and
+//!   then looks at [`READING`]: while its own header is there, it waits.
+//!
+//! Either the watchdog's second look sees the emptied slot (and reads nothing), or the
+//! completing task sees its header published (and waits for the read to end): the fence
+//! and the two `SeqCst` operations cannot all miss each other. That holds when the task
+//! completes on another thread than the poll that blocked, too, since the poll's store
+//! happens before that thread's fence. One watchdog reads at a time, process-wide
+//! ([`READER`]), so one word is enough.
+//!
+//! The poll's end is a load and a store: if the watchdog had reported the poll
+//! (`REPORTED`), the poller reports its end; if the watchdog sets `REPORTED` between that
+//! load and store, the store erases the flag and the watchdog reports the end itself at
+//! its next sample (it still holds the report, [`PollSlot::take_unfinished`]).
 
 use crate::loom::{Mutex, Ordering};
 use std::sync::atomic::AtomicPtr;
@@ -20,13 +38,27 @@ use super::{Header, TaskInfo};
 
 /// The watchdog has seen this poll (and noted when).
 const SEEN: usize = 1;
-/// The watchdog is reading the header: the poller waits before it lets go of the task.
-const READING: usize = 2;
 /// The poll was reported as blocking: the poller reports its end.
-const REPORTED: usize = 4;
-const FLAGS: usize = SEEN | READING | REPORTED;
+const REPORTED: usize = 2;
+const FLAGS: usize = SEEN | REPORTED;
 
 const _: () = assert!(std::mem::align_of::<Header>() > FLAGS);
+
+/// The header a watchdog is reading, or null (module doc).
+static READING: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Held by the watchdog that publishes in [`READING`]: one reader at a time.
+static READER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Called by a task as it completes, before its completing thread lets go of it, when a
+/// watchdog may read its header: waits while a watchdog reads it (module doc).
+#[inline]
+pub(crate) fn wait_unread(header: &Header) {
+    std::sync::atomic::fence(Ordering::SeqCst);
+    while READING.load(Ordering::SeqCst) == as_ptr(header) {
+        std::thread::yield_now();
+    }
+}
 
 /// One polling thread's slot (module doc).
 pub(crate) struct PollSlot {
@@ -67,58 +99,44 @@ impl PollSlot {
         self.current.store(as_ptr(header), Ordering::Release);
     }
 
-    /// The poll begun with [`begin`](Self::begin) returned. `true` if the watchdog never
-    /// marked it; otherwise the caller must call [`end_watched`](Self::end_watched) before
-    /// it lets go of the task.
+    /// The poll begun with [`begin`](Self::begin) returned: empties the slot. `true` if
+    /// the watchdog had not reported the poll; otherwise the caller reports its end with
+    /// [`end_reported`](Self::end_reported).
     #[inline]
-    pub(crate) fn end(&self, header: &Header) -> bool {
-        self.current
-            .compare_exchange(
-                as_ptr(header),
-                std::ptr::null_mut(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+    pub(crate) fn end(&self) -> bool {
+        // Only this thread stores a poll here; the watchdog only adds flags. A flag added
+        // between this load and the store below is erased by it: `SEEN` harmlessly (the
+        // next poll is a new one), `REPORTED` with the report left for the watchdog
+        // (module doc).
+        let now = self.current.load(Ordering::Relaxed);
+        self.current.store(std::ptr::null_mut(), Ordering::Release);
+        now.addr() & REPORTED == 0
     }
 
-    /// [`end`](Self::end) for a poll the watchdog has marked: waits for a claim to go,
-    /// then empties the slot. If the watchdog reported the poll, returns the task and the
-    /// poll's length since the watchdog first saw it.
+    /// After [`end`](Self::end) answered `false`: the reported poll's task and the poll's
+    /// length since the watchdog first saw it, unless the watchdog took the report first.
     #[cold]
     #[inline(never)]
-    pub(crate) fn end_watched(&self) -> Option<Blocking> {
-        loop {
-            let now = self.current.load(Ordering::Acquire);
-            if now.addr() & READING != 0 {
-                std::thread::yield_now();
-                continue;
-            }
-            if self
-                .current
-                .compare_exchange(
-                    now,
-                    std::ptr::null_mut(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
-            {
-                continue; // the watchdog claimed it meanwhile
-            }
-            if now.addr() & REPORTED == 0 {
-                return None;
-            }
-            let (task, since) = self
-                .reported
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()?;
-            return Some(Blocking {
-                task,
-                elapsed: since.elapsed(),
-            });
+    pub(crate) fn end_reported(&self) -> Option<Blocking> {
+        let (task, since) = self
+            .reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(Blocking {
+            task,
+            elapsed: since.elapsed(),
+        })
+    }
+
+    /// The watchdog's look for a reported poll that has ended without its poller
+    /// reporting the end (the poller's store erased `REPORTED`): takes the report.
+    pub(crate) fn take_unfinished(&self) -> Option<Blocking> {
+        let current = self.current.load(Ordering::Acquire);
+        if current.addr() & REPORTED != 0 {
+            return None; // still running, or its poller will report the end
         }
+        self.end_reported()
     }
 
     /// The watchdog's sample. `seen_at` is the watchdog's own note for this slot. Returns
@@ -159,22 +177,34 @@ impl PollSlot {
         if elapsed < threshold {
             return None;
         }
-        self.current
-            .compare_exchange(
-                current,
-                with_flags(current, READING),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .ok()?;
         let header = current.map_addr(|address| address & !FLAGS);
-        // SAFETY: the claim succeeded, so the poll that stored this address has not ended
-        // (its `end` would have replaced the word), and its poller holds a reference to the
-        // task until it has seen `READING` go (`end_watched`): the header is alive.
-        let task = unsafe { (*header).info.clone() };
+        let task = {
+            let _reader = READER.lock().unwrap_or_else(|e| e.into_inner());
+            READING.store(header, Ordering::SeqCst);
+            let task = if self.current.load(Ordering::SeqCst) == current {
+                // SAFETY: the slot still holds this poll after `READING` was published
+                // (both `SeqCst`), so the task had not completed when the slot was read:
+                // its poll empties the slot before the task can complete, and completing
+                // runs `wait_unread`, which waits while `READING` holds this header. The
+                // block cannot be freed before the task completes and its completing
+                // thread lets go of it (module doc): the header is alive until `READING`
+                // is cleared below.
+                Some(unsafe { (*header).info.clone() })
+            } else {
+                None
+            };
+            READING.store(std::ptr::null_mut(), Ordering::SeqCst);
+            task
+        }?;
         *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = Some((task.clone(), since));
-        self.current
-            .store(with_flags(current, REPORTED), Ordering::Release);
+        // If the poll ended meanwhile, the flag is not set and the watchdog reports the end
+        // at its next sample (`take_unfinished`).
+        let _ = self.current.compare_exchange(
+            current,
+            with_flags(current, REPORTED),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         Some(Blocking { task, elapsed })
     }
 }
