@@ -276,17 +276,18 @@ impl State {
     /// (`lock xadd`), where a `fetch_and` whose result is used is a loop.
     #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        let before = Snapshot(self.word.fetch_sub(RUNNING, AcqRel));
-        debug_assert!(before.is_running(), "idle without running: {before:?}");
-        let after = Snapshot(before.0 & !RUNNING);
-        if after.is_scheduled() {
-            ToIdle::Requeue
-        } else if after.0 < WAKER_ONE {
-            // Not scheduled, not running, never complete while running, and no waker.
-            ToIdle::Unreachable(after)
-        } else {
-            ToIdle::Idle
-        }
+        self.update(|s| {
+            debug_assert!(s.is_running(), "idle without running: {s:?}");
+            let after = Snapshot(s.0 & !RUNNING);
+            if after.is_scheduled() {
+                (Some(after.0), ToIdle::Requeue)
+            } else if after.0 < WAKER_ONE {
+                (Some(after.0), ToIdle::Unreachable(after))
+            } else {
+                (Some(after.0), ToIdle::Idle)
+            }
+        })
+        .1
     }
 
     /// Transition 6: the poller stored the result. Returns the state before, whose
