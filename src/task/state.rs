@@ -269,11 +269,9 @@ impl State {
         .1
     }
 
-    /// Transition 3: the poll returned `Pending`. Clears [`RUNNING`]; the verdict depends
-    /// only on what the word held, so one read-modify-write does it, with no
-    /// compare-and-swap loop: `RUNNING` is set (this thread holds it), so subtracting it
-    /// clears it, and a subtraction that returns the old word is one instruction on x86
-    /// (`lock xadd`), where a `fetch_and` whose result is used is a loop.
+    /// Transition 3: the poll returned `Pending`. Clears [`RUNNING`]; re-queue if woken
+    /// during the poll, or say that nothing can wake the task any more (no waker, not
+    /// scheduled: see `lost.rs`).
     #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
         self.update(|s| {
