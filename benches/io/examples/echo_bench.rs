@@ -28,14 +28,12 @@ const MESSAGES_PER_CONNECTION: usize = 2_000;
 const MESSAGE: usize = 64;
 const ROUND_LIMIT: Duration = Duration::from_secs(20);
 
+use warden_io_bench::{async_channel_like, async_channel_pair};
+
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
 /// One round on one runtime: (items done, elapsed).
 type Run = fn() -> (usize, Duration);
-/// The clients' counts: (sum, senders done, the receiver's waker).
-type SumState = Arc<std::sync::Mutex<(usize, usize, Option<std::task::Waker>)>>;
-/// The stop signal: (stopped, the waiting threads' wakers).
-type StopState = Arc<std::sync::Mutex<(bool, Vec<std::task::Waker>)>>;
 
 /// The message a client sends `i`th.
 fn message(i: usize) -> [u8; MESSAGE] {
@@ -127,49 +125,6 @@ async fn tokio_round() -> usize {
     total
 }
 
-/// A tiny multi-producer sum channel over a mutex: the clients send their counts, the
-/// round awaits all of them. (Runtime-neutral, so that warden and
-/// async-executor run the same code.)
-fn async_channel_like() -> (SumSender, SumReceiver) {
-    let shared = Arc::new(std::sync::Mutex::new((
-        0usize,
-        0usize,
-        None::<std::task::Waker>,
-    )));
-    (SumSender(shared.clone()), SumReceiver(shared))
-}
-
-#[derive(Clone)]
-struct SumSender(SumState);
-
-impl SumSender {
-    fn send(&self, n: usize) {
-        let mut s = self.0.lock().unwrap();
-        s.0 += n;
-        s.1 += 1;
-        if let Some(w) = s.2.take() {
-            w.wake();
-        }
-    }
-}
-
-struct SumReceiver(SumState);
-
-impl SumReceiver {
-    async fn sum(self, senders: usize) -> usize {
-        std::future::poll_fn(|cx| {
-            let mut s = self.0.lock().unwrap();
-            if s.1 == senders {
-                std::task::Poll::Ready(s.0)
-            } else {
-                s.2 = Some(cx.waker().clone());
-                std::task::Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
 fn run_warden() -> (usize, Duration) {
     let ex = warden::Builder::new().worker_threads(2).build();
     let spawn: Spawn = Arc::new(|f| warden::spawn(f).detach());
@@ -211,45 +166,6 @@ fn run_tokio() -> (usize, Duration) {
     let start = Instant::now();
     let done = rt.block_on(async { tokio::spawn(tokio_round()).await.unwrap() });
     (done, start.elapsed())
-}
-
-/// A stop signal for async-executor's threads.
-fn async_channel_pair() -> (StopSender, StopReceiver) {
-    let event = Arc::new(std::sync::Mutex::new((
-        false,
-        Vec::<std::task::Waker>::new(),
-    )));
-    (StopSender(event.clone()), StopReceiver(event))
-}
-
-struct StopSender(StopState);
-
-impl StopSender {
-    fn stop(&self) {
-        let mut s = self.0.lock().unwrap();
-        s.0 = true;
-        for w in s.1.drain(..) {
-            w.wake();
-        }
-    }
-}
-
-#[derive(Clone)]
-struct StopReceiver(StopState);
-
-impl StopReceiver {
-    async fn wait(self) {
-        std::future::poll_fn(|cx| {
-            let mut s = self.0.lock().unwrap();
-            if s.0 {
-                std::task::Poll::Ready(())
-            } else {
-                s.1.push(cx.waker().clone());
-                std::task::Poll::Pending
-            }
-        })
-        .await
-    }
 }
 
 fn main() {
