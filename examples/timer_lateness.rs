@@ -44,6 +44,18 @@ where
     late
 }
 
+/// Every sleeper on the current warden executor, each a task; their lateness, all of it.
+async fn warden_sleepers() -> Vec<Duration> {
+    let tasks: Vec<_> = (0..TASKS as u64)
+        .map(|seed| warden::spawn(sleeper(seed + 1, warden::sleep)))
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
 fn report(name: &str, mut late: Vec<Duration>) {
     late.sort_unstable();
     let at = |q: f64| late[((late.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
@@ -60,30 +72,12 @@ fn main() {
     println!("feature io: {feature}");
 
     let ex = warden::Builder::new().worker_threads(2).build();
-    let late = ex.block_on(async {
-        let tasks: Vec<_> = (0..TASKS as u64)
-            .map(|seed| warden::spawn(sleeper(seed + 1, warden::sleep)))
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        all
-    });
+    let late = ex.block_on(warden_sleepers());
     report("warden::sleep, Executor (2 workers)", late);
     drop(ex);
 
     let ex = warden::LocalExecutor::new();
-    let late = ex.block_on(async {
-        let tasks: Vec<_> = (0..TASKS as u64)
-            .map(|seed| warden::spawn(sleeper(seed + 1, warden::sleep)))
-            .collect();
-        let mut all = Vec::new();
-        for task in tasks {
-            all.extend(task.await.unwrap());
-        }
-        all
-    });
+    let late = ex.block_on(warden_sleepers());
     report("warden::sleep, LocalExecutor", late);
     drop(ex);
 
