@@ -414,17 +414,16 @@ impl LocalExecutor {
     fn run_batch(&self, limit: usize) -> usize {
         let now = Instant::now();
         self.shared.timers.fire_due_at(now);
-        let stamp = self.shared.owner.poll_clock(0, now).stamp(); // see task/snapshot.rs
+        let poller = self.shared.poller(now);
         // Tasks woken elsewhere join the back of the line once per batch, so a task that
         // keeps waking itself here cannot keep them waiting.
         self.shared.take_remote();
         let mut ran = 0;
         let _open = self.shared.set_slot_open(true);
-        let poll_slot = self.shared.watchdog.as_ref().map(|w| w.slot(0));
         while ran < limit {
             match self.shared.pop() {
                 Some(task) => {
-                    if let Some(again) = task.run(poll_slot, stamp) {
+                    if let Some(again) = task.run(&poller) {
                         // Woken during its own poll: back of the line. This is the owner
                         // thread, so straight onto the ready queue.
                         self.shared.with_ready(|ready| ready.queue.push_back(again));

@@ -7,7 +7,8 @@ use super::LocalShared;
 use crate::context;
 use crate::loom::Ordering;
 use crate::run_next::Streak;
-use crate::task::TaskRef;
+use crate::task::{Poller, TaskRef};
+use std::time::Instant;
 
 impl LocalShared {
     /// Runs `f` on the ready queue.
@@ -39,6 +40,14 @@ impl LocalShared {
             self.remote_queued.store(false, Ordering::Relaxed);
             self.with_ready(|ready| ready.queue.append(&mut remote));
         }
+    }
+
+    /// What each poll of a batch starting at `now` is handed (see `Poller`): the owner, the
+    /// watchdog's slot, and the poll stamp (see task/snapshot.rs).
+    #[inline]
+    pub(super) fn poller(&self, now: Instant) -> Poller<'_> {
+        let slot = self.watchdog.as_ref().map(|w| w.slot(0));
+        Poller::new(&self.owner, slot, self.owner.poll_clock(0, now).stamp())
     }
 
     /// The next ready task. Owner thread only.

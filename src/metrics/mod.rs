@@ -15,6 +15,28 @@ use crate::loom::AtomicU64;
 use crate::loom::Ordering::*;
 use thread_slots::{SHARED_SLOT, SLOTS, slot};
 
+/// The calling thread's poll counter in one [`Counters`], looked up once
+/// ([`Counters::poll_counter`]): an executor resolves it for a batch of polls and hands it
+/// to each, which counts itself with [`PollCounter::polled`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PollCounter<'a> {
+    counter: &'a AtomicU64,
+    shared: bool,
+}
+
+impl PollCounter<'_> {
+    /// One poll.
+    #[inline]
+    pub(crate) fn polled(self) {
+        if self.shared {
+            self.counter.fetch_add(1, Release);
+        } else {
+            // The lease makes this thread the only writer (see `Counters::bump`).
+            self.counter.store(self.counter.load(Relaxed) + 1, Release);
+        }
+    }
+}
+
 /// A snapshot of an executor's task counters, from [`LocalExecutor::metrics`] or
 /// [`Executor::metrics`].
 ///
@@ -164,9 +186,14 @@ impl Counters {
         self.bump(|s| &s.spawned);
     }
 
+    /// The calling thread's poll counter (see [`PollCounter`]).
     #[inline]
-    pub(crate) fn polled(&self) {
-        self.bump(|s| &s.polls);
+    pub(crate) fn poll_counter(&self) -> PollCounter<'_> {
+        let index = slot();
+        PollCounter {
+            counter: &self.slots[index].polls,
+            shared: index == SHARED_SLOT,
+        }
     }
 
     #[inline]

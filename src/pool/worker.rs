@@ -12,7 +12,7 @@ use super::{INJECTOR_INTERVAL, PoolShared, WATCH};
 use crate::context;
 use crate::handle::{Flavor, Handle};
 use crate::run_next::Streak;
-use crate::task::{Schedule, TaskOwner, TaskRef, TimerKey};
+use crate::task::{Poller, Schedule, TaskOwner, TaskRef, TimerKey};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,7 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     // The other workers' poll marks, as this worker saw them when it began a watch.
     let mut marks = vec![0; shared.slots.len()];
     let poll_slot = shared.watchdog.as_ref().map(|w| w.slot(index));
+    let polls = shared.owner.metrics.poll_counter();
     // The poll stamp each task gets before its poll, for dumps (see task/snapshot.rs).
     let mut clock = shared.owner.poll_clock(index, Instant::now());
     // `Some` between a `Turn::Park` and the next turn: whether that park is a watch.
@@ -157,7 +158,8 @@ fn work(shared: &PoolShared, index: usize, own: &LocalQueue) {
     let run = |task: TaskRef, pops: u32, stamp: u64| {
         // A relaxed store to a line that only this worker writes: what a watcher reads.
         slot.poll_mark.store(pops as usize, Ordering::Relaxed);
-        if let Some(again) = task.run(poll_slot, stamp) {
+        let poller = Poller::with_counter(&shared.owner, poll_slot, stamp, polls);
+        if let Some(again) = task.run(&poller) {
             // Woken during its own poll: to the back of our deque, never the LIFO slot. No
             // idle worker is woken: the number of runnable tasks did not grow, and this
             // worker looks at its deque next.

@@ -27,17 +27,23 @@ use super::TaskOwner;
 use super::cancel::group_reason;
 use super::state::{Snapshot, ToIdle, ToRunning};
 use super::timing::PollTiming;
-use super::{GroupLink, Header, PollSlot, RawTask, Schedule, TaskInfo, TaskRef};
+use super::{GroupLink, Header, PollSlot, Poller, RawTask, Schedule, TaskInfo, TaskRef};
 use crate::Backtraces;
 use crate::failure::{BoxError, CancelReason, TaskError, catch_panics, drop_logged};
 use crate::hook::{FailureWatch, TaskExit};
 use crate::stall::{Stall, StallKind, call_hook};
 
-/// A task: header, stage, and how to turn the future's output into the task's result.
+/// A task: its stage, how to turn the future's output into the task's result, and its
+/// header.
+///
+/// Optimisation: the stage comes first (`repr(C)`), right after the reference counts, and
+/// the header's hot fields right after it, so that a poll of a small future touches two
+/// neighbouring cache lines rather than both ends of the block.
+#[repr(C)]
 pub(crate) struct Task<F: Future, T> {
-    pub(super) header: Header,
     stage: UnsafeCell<Stage<F, T>>,
     into_result: fn(F::Output) -> Result<T, BoxError>,
+    pub(super) header: Header,
 }
 
 /// What the task holds: its future, then its result.
@@ -75,6 +81,9 @@ impl<T> Exit<T> {
     }
 }
 
+/// A panic's payload.
+type Payload = Box<dyn std::any::Any + Send>;
+
 /// What one poll did (see `Task::poll_once`).
 enum Polled<O> {
     /// The future is still there, waiting.
@@ -82,9 +91,9 @@ enum Polled<O> {
     /// The future returned this output and has been dropped.
     Ready(O),
     /// The future returned this output, then its destructor panicked.
-    DropPanicked(O, Box<dyn std::any::Any + Send>),
+    DropPanicked(O, Box<Payload>),
     /// The poll panicked; the future is still there, to be dropped.
-    Panicked(Box<dyn std::any::Any + Send>),
+    Panicked(Box<Payload>),
 }
 
 /// The task's exit once dropping its future panicked: that panic is the failure if the
@@ -139,23 +148,20 @@ where
 
     /// Polls the future once. The caller holds `RUNNING`. Returns the task if it must be
     /// queued again.
-    fn poll_future(self: Arc<Self>, slot: Option<&PollSlot>) -> Option<TaskRef> {
-        let owner = self.header.scheduler.owner();
-        owner.metrics.polled();
+    fn poll_future(self: Arc<Self>, poller: &Poller<'_>) -> Option<TaskRef> {
+        let owner = poller.owner;
+        debug_assert!(std::ptr::eq(owner, self.header.scheduler.owner()));
+        poller.polls.polled();
         let first = self.header.count_poll() == 0;
-        // One test of `slot` per poll: without a watchdog, the first arm is exactly the
-        // unwatched poll.
-        let polled = match slot {
-            None => self.poll_observing(owner, first),
-            Some(slot) => {
-                slot.begin(&self.header);
-                let polled = self.poll_observing(owner, first);
-                if !slot.end() {
-                    report_blocking_end(owner, slot);
-                }
-                polled
+        if let Some(slot) = poller.slot {
+            slot.begin(&self.header);
+        }
+        let polled = self.poll_observing(owner, first);
+        if let Some(slot) = poller.slot {
+            if !slot.end() {
+                report_blocking_end(owner, slot);
             }
-        };
+        }
         match polled {
             Polled::Pending => match self.header.state.transition_to_idle() {
                 ToIdle::Requeue => Some(self),
@@ -172,13 +178,13 @@ where
             }
             Polled::DropPanicked(output, payload) => {
                 let exit = self.exit_for(output);
-                let drop_panic = TaskError::from_panic(self.header.info.clone(), payload);
+                let drop_panic = TaskError::from_panic(self.header.info.clone(), *payload);
                 let exit = after_drop_panic(exit, drop_panic, &self.header.info);
                 self.finish(exit);
                 None
             }
             Polled::Panicked(payload) => {
-                let failure = TaskError::from_panic(self.header.info.clone(), payload);
+                let failure = TaskError::from_panic(self.header.info.clone(), *payload);
                 self.drop_then_finish(Exit::Failed(failure));
                 None
             }
@@ -237,6 +243,10 @@ where
         let waker = self.borrowed_waker();
         let mut cx = Context::from_waker(&waker);
         let _task = super::current::enter_task(self.header.info.id());
+        // A panic from the finished future's destructor is kept aside rather than in the
+        // closure's result, so that what `catch_panics` returns stays two words (for a
+        // `()` output) and comes back in registers.
+        let mut drop_panic = None;
         let caught = catch_panics(owner.backtraces, || {
             self.stage.with_mut(|stage| {
                 // SAFETY: rule 1: transition 2 gave this thread `RUNNING`, so nothing else
@@ -249,23 +259,29 @@ where
                 // moves, and it is only ever dropped in place (the stage is overwritten,
                 // never moved out of while it is `Running`): the pinning guarantee holds.
                 let future = unsafe { Pin::new_unchecked(future) };
-                match future.poll(&mut cx) {
-                    Poll::Pending => Polled::Pending,
-                    // An inner `catch_unwind` for the destructor, so that its panic does not
-                    // unwind through `output` (whose own destructor might panic too, which
-                    // would abort). The outer guard records the panic; re-armed first, in
-                    // case the body caught a panic of its own before it returned.
-                    Poll::Ready(output) => match panic::catch_unwind(AssertUnwindSafe(|| {
+                let polled = future.poll(&mut cx);
+                if polled.is_ready() {
+                    // An inner `catch_unwind` for the destructor, so that its panic does
+                    // not unwind through the output (whose own destructor might panic too,
+                    // which would abort). The outer guard records the panic; re-armed
+                    // first, in case the body caught a panic of its own before it returned.
+                    let dropped = panic::catch_unwind(AssertUnwindSafe(|| {
                         crate::failure::rearm_capture();
                         consume(stage);
-                    })) {
-                        Ok(()) => Polled::Ready(output),
-                        Err(payload) => Polled::DropPanicked(output, payload),
-                    },
+                    }));
+                    drop_panic = dropped.err();
                 }
+                polled
             })
         });
-        caught.unwrap_or_else(Polled::Panicked)
+        match caught {
+            Ok(Poll::Pending) => Polled::Pending,
+            Ok(Poll::Ready(output)) => match drop_panic {
+                None => Polled::Ready(output),
+                Some(payload) => Polled::DropPanicked(output, Box::new(payload)),
+            },
+            Err(payload) => Polled::Panicked(Box::new(payload)),
+        }
     }
 
     /// Drops the future in place, catching a panic from its destructor. The caller holds
@@ -440,8 +456,8 @@ where
         &self.header
     }
 
-    fn run(self: Arc<Self>, slot: Option<&PollSlot>, stamp: u64) -> Option<TaskRef> {
-        self.header.stamp_poll(stamp);
+    fn run(self: Arc<Self>, poller: &Poller<'_>) -> Option<TaskRef> {
+        self.header.stamp_poll(poller.stamp);
         // The cancel-at-poll check (the rules are in `cancel.rs`): the task's own flag is a
         // bit of the state word, seen by transition 2 itself; then the group's flag.
         match self.header.state.transition_to_running() {
@@ -456,7 +472,7 @@ where
                     self.cancel_now(reason);
                     None
                 }
-                None => self.poll_future(slot),
+                None => self.poll_future(poller),
             },
         }
     }

@@ -14,30 +14,37 @@ use crate::trace::Tracer;
 
 /// Shared by the executor, the wakers, the handle and the group. The field rules are in
 /// the module doc of [`crate::task`].
+///
+/// Optimisation: the fields every poll touches come first, in declaration order
+/// (`repr(C)`), so that they share one or two cache lines; the rest, read on rarer paths,
+/// follow. (Rust would otherwise order the fields by size, which scatters the hot ones.)
+#[repr(C)]
 pub(crate) struct Header {
+    // Touched by every poll.
     /// The state word (see `state.rs`).
     pub(crate) state: State,
-    /// Who this task is.
-    pub(crate) info: TaskInfo,
-    /// Why it was cancelled; written before `CANCELLED` is set (rule 4).
-    pub(crate) cancel_reason: CancelSlot,
-    /// The waker of whoever awaits the handle (rule 5).
-    pub(crate) join_waker: Mutex<Option<Waker>>,
     /// The executor that runs this task.
     pub(crate) scheduler: Arc<dyn Schedule>,
     /// The group this task belongs to, if any.
     pub(crate) group: Option<Arc<dyn GroupLink>>,
-    /// The task's key in its owner's registry; written once, before the task is queued.
-    pub(crate) owner_key: AtomicUsize,
-    /// The id of the task that last stored a waker in `join_waker` (0: none, or a
-    /// `block_on`), for a deadlock report.
-    pub(crate) awaited_by: AtomicU64,
     /// How many times it was polled; written by the `RUNNING` thread only (rule 1), read
     /// by dumps and by the exit's timing.
     pub(crate) polls: StdAtomicU64,
     /// Where and when its last poll began: the executor's poll stamp (see `snapshot.rs`),
     /// stored before transition 2. Read by dumps.
     pub(crate) last_poll: StdAtomicU64,
+    /// Who this task is (a poll reads its id).
+    pub(crate) info: TaskInfo,
+    // Touched on rarer paths.
+    /// Why it was cancelled; written before `CANCELLED` is set (rule 4).
+    pub(crate) cancel_reason: CancelSlot,
+    /// The waker of whoever awaits the handle (rule 5).
+    pub(crate) join_waker: Mutex<Option<Waker>>,
+    /// The task's key in its owner's registry; written once, before the task is queued.
+    pub(crate) owner_key: AtomicUsize,
+    /// The id of the task that last stored a waker in `join_waker` (0: none, or a
+    /// `block_on`), for a deadlock report.
+    pub(crate) awaited_by: AtomicU64,
     /// Its poll timing record, when the owner times polls (see `timing.rs`): set once, by
     /// the spawning thread before the task is queued. Looked at only on the paths that the
     /// owner's `observes_polls` flag guards, so without timing a task pays for its

@@ -103,6 +103,7 @@ pub(crate) use snapshot::PollClock;
 
 use crate::failure::{BoxError, CancelReason, TaskError};
 use crate::hook::{FailureWatch, TaskExit};
+use crate::metrics::PollCounter;
 
 /// An executor's reference to a task, with the type of its future erased.
 pub(crate) type TaskRef = Arc<dyn RawTask>;
@@ -125,23 +126,65 @@ pub(crate) trait RawTask: Send + Sync {
     /// queue: the caller, which is the executor, queues it (so the requeue costs no
     /// reference counting at all).
     ///
-    /// `slot` is the polling thread's slot for the watchdog, if one watches it: the poll
-    /// is announced there, and a poll the watchdog reported as blocking is reported again,
-    /// finished, when it returns. `stamp` is the executor's poll stamp for this poll (see
-    /// `snapshot.rs`), stored in the header before transition 2.
+    /// `poller` is what the polling executor knows of this poll (see [`Poller`]).
     #[must_use = "a task returned by run must be queued again"]
-    fn run(self: Arc<Self>, slot: Option<&PollSlot>, stamp: u64) -> Option<TaskRef>;
+    fn run(self: Arc<Self>, poller: &Poller<'_>) -> Option<TaskRef>;
 
     /// [`run`](Self::run), keeping the task's last poll stamp and with no watchdog slot:
     /// for the steps that are no worker's poll (a shutdown drain, a task refused after
     /// shutdown).
     #[must_use = "a task returned by run must be queued again"]
     fn run_unstamped(self: Arc<Self>) -> Option<TaskRef> {
+        // The poller borrows the owner from a second reference to the scheduler: the task
+        // itself is handed to `run` by value.
+        let scheduler = Arc::clone(&self.header().scheduler);
         let stamp = self
             .header()
             .last_poll
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.run(None, stamp)
+        let poller = Poller::new(scheduler.owner(), None, stamp);
+        self.run(&poller)
+    }
+}
+
+/// What an executor hands each poll it makes ([`RawTask::run`]): what it knows of the
+/// polling thread, gathered once for a batch of polls, so that a poll looks none of it up.
+pub(crate) struct Poller<'a> {
+    /// The owner of the tasks this executor polls: what `scheduler.owner()` returns for
+    /// each of them, without the virtual call.
+    pub(crate) owner: &'a TaskOwner,
+    /// The polling thread's slot for the watchdog, if one watches it: the poll is announced
+    /// there, and a poll the watchdog reported as blocking is reported again, finished,
+    /// when it returns.
+    pub(crate) slot: Option<&'a PollSlot>,
+    /// The executor's poll stamp for this poll (see `snapshot.rs`), stored in the header
+    /// before transition 2.
+    pub(crate) stamp: u64,
+    /// The polling thread's poll counter in the owner's metrics.
+    pub(crate) polls: PollCounter<'a>,
+}
+
+impl<'a> Poller<'a> {
+    /// A poller for the calling thread.
+    #[inline]
+    pub(crate) fn new(owner: &'a TaskOwner, slot: Option<&'a PollSlot>, stamp: u64) -> Self {
+        Poller::with_counter(owner, slot, stamp, owner.metrics.poll_counter())
+    }
+
+    /// A poller for the calling thread, whose poll counter the caller looked up already.
+    #[inline]
+    pub(crate) fn with_counter(
+        owner: &'a TaskOwner,
+        slot: Option<&'a PollSlot>,
+        stamp: u64,
+        polls: PollCounter<'a>,
+    ) -> Self {
+        Poller {
+            owner,
+            slot,
+            stamp,
+            polls,
+        }
     }
 }
 

@@ -274,18 +274,18 @@ impl State {
     /// scheduled: see `lost.rs`).
     #[inline]
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        self.update(|s| {
-            debug_assert!(s.is_running(), "idle without running: {s:?}");
-            let after = Snapshot(s.0 & !RUNNING);
-            if after.is_scheduled() {
-                (Some(after.0), ToIdle::Requeue)
-            } else if after.0 < WAKER_ONE {
-                (Some(after.0), ToIdle::Unreachable(after))
-            } else {
-                (Some(after.0), ToIdle::Idle)
-            }
-        })
-        .1
+        // `RUNNING` is set (this thread set it in transition 2 and nothing else clears it),
+        // so subtracting it clears it: one read-modify-write, no loop.
+        let before = Snapshot(self.word.fetch_sub(RUNNING, AcqRel));
+        debug_assert!(before.is_running(), "idle without running: {before:?}");
+        let after = Snapshot(before.0 - RUNNING);
+        if after.is_scheduled() {
+            ToIdle::Requeue
+        } else if after.0 < WAKER_ONE {
+            ToIdle::Unreachable(after)
+        } else {
+            ToIdle::Idle
+        }
     }
 
     /// Transition 6: the poller stored the result. Returns the state before, whose
