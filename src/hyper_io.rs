@@ -67,8 +67,9 @@ const MAX_READ_WINDOW: usize = 256 * 1024;
 /// them into one); each vectored write is one `write_vectored` on `&T`, for a
 /// `TcpStream` one `writev`.
 ///
-/// Shutting down flushes; the socket closes when the adapter is dropped (hyper drops it
-/// when the connection ends).
+/// A flush calls `&T`'s `flush` (a no-op for a socket) and waits only if that would
+/// block. Shutting down flushes; the socket closes when the adapter is dropped (hyper
+/// drops it when the connection ends).
 ///
 /// Only one task may use it at a time (hyper's connection owns it), as async-io asks of
 /// `poll_readable` and `poll_writable`.
@@ -265,11 +266,20 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // A flush that would block waits like a write; it reports no byte count.
-        let flushed = self
-            .get_mut()
-            .poll_write_with(cx, 0, |mut io| io.flush().map(|()| 0));
-        flushed.map_ok(|_| ())
+        // Not gated by rule 3: a socket's flush sends nothing (a no-op for `TcpStream`), so
+        // it goes first even after a short write, and waits only if it would block.
+        let this = self.get_mut();
+        loop {
+            match this.io.get_ref().flush() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    this.writable = false;
+                    ready!(this.io.poll_writable(cx))?;
+                    this.writable = true;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -244,8 +244,8 @@ rt_test! {
         });
     }
 
-    /// After a short or blocked write, writes wait for the reactor, then go on; every byte
-    /// arrives, in order, through plain and vectored writes.
+    /// After a short or blocked write, writes wait for the reactor (a flush does not), then
+    /// go on; every byte arrives, in order, through plain and vectored writes.
     fn a_short_write_waits_for_readiness(flavor) {
         hang_guard("short write", move || {
             let rt = flavor.rt();
@@ -271,6 +271,8 @@ rt_test! {
                 assert!(Pin::new(&mut io).poll_write(&mut noop, &chunk).is_pending());
             }
             assert_eq!(calls.writes(), expected, "a write after `WouldBlock` went to the socket");
+            // A socket's flush sends nothing: it does not wait for room.
+            assert!(matches!(Pin::new(&mut io).poll_flush(&mut noop), Poll::Ready(Ok(()))));
 
             // A reader drains the other end; the writes go on, vectored ones too.
             let reader = std::thread::spawn(move || {
