@@ -182,6 +182,12 @@ where
             let dst = buf.initialize_unfilled_to(offered);
             match this.io.get_ref().read(dst) {
                 Ok(n) => {
+                    // `Read` is a safe trait: a wrong count must panic here, not reach
+                    // `advance` below.
+                    assert!(
+                        n <= offered,
+                        "`read` returned more bytes than it was offered"
+                    );
                     if n < offered {
                         // Short (or EOF): the receive queue was empty when the read returned.
                         this.readable = false;
@@ -192,7 +198,7 @@ where
                         this.read_window = (this.read_window * 2).min(MAX_READ_WINDOW);
                     }
                     // SAFETY: `initialize_unfilled_to(offered)` initialised the first
-                    // `offered` bytes of the cursor, and `read` returns `n <= offered`, so
+                    // `offered` bytes of the cursor, and `n <= offered` (asserted above), so
                     // the `n` bytes advanced over are initialised, as `advance` requires.
                     unsafe { buf.advance(n) };
                     return Poll::Ready(Ok(()));
@@ -224,6 +230,12 @@ where
             }
             match op(self.io.get_ref()) {
                 Ok(n) => {
+                    // `Read` is a safe trait: a wrong count must panic here, not reach
+                    // `advance` below.
+                    assert!(
+                        n <= offered,
+                        "`read` returned more bytes than it was offered"
+                    );
                     if n < offered {
                         // The send queue took less than offered: it is full.
                         self.writable = false;
