@@ -194,6 +194,8 @@ mod failure;
 mod group;
 mod handle;
 mod hook;
+#[cfg(all(feature = "hyper", not(loom)))]
+mod hyper_io;
 mod local;
 mod loom;
 mod metrics;
@@ -227,6 +229,8 @@ pub use failure::{Backtraces, BoxError, CancelReason, GroupError, Location, Task
 pub use group::{GroupCanceller, GroupJoin, TaskGroup};
 pub use handle::Handle;
 pub use hook::{TaskExit, UnhandledPolicy};
+#[cfg(all(feature = "hyper", not(loom)))]
+pub use hyper_io::HyperIo;
 pub use local::LocalExecutor;
 pub use metrics::Metrics;
 pub use outcome::Outcome;

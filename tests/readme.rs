@@ -63,7 +63,7 @@ fn the_readme_example_prints_what_its_comment_says() {
 }
 
 /// The README's hyper example is `benches/io/examples/hyper_server.rs` (from its first
-/// `use` on), word for word: that package builds it with the `io` feature.
+/// `use` on), word for word: that package builds it with the `hyper` feature.
 #[test]
 fn readme_hyper_example_is_the_compiled_one() {
     let readme = include_str!("../README.md");

@@ -6,7 +6,9 @@
 //! cargo run --release -p warden-io-bench --example hyper_bench [-- ROUNDS [RUNTIME]]
 //! ```
 //!
-//! RUNTIME (`warden`, `async-executor` or `tokio`) runs that one alone, for a profiler.
+//! RUNTIME runs that one alone, for a profiler: `warden`, `async-executor` or `tokio`, or
+//! `warden-smol-hyper` / `async-executor-smol-hyper` for the async-io runtimes with
+//! smol-hyper's adapter.
 //!
 //! Each round, on each runtime: a server on `127.0.0.1:0` (loopback only), 50 client
 //! connections in the same runtime, each sending `REQUESTS_PER_CONNECTION` GET requests
@@ -14,8 +16,11 @@
 //! and body. A round stops early at `ROUND_LIMIT`. The runtimes take turns, round by round
 //! (3 rounds by default), and the median round counts.
 //!
-//! I/O: async-io's `Async<TcpStream>` with `smol-hyper`'s `FuturesIo` adapter on warden
-//! and async-executor; tokio's `TcpStream` with hyper-util's `TokioIo` on tokio.
+//! I/O: async-io's `Async<TcpStream>` on warden and async-executor, each with two hyper
+//! adapters: warden's `HyperIo` (feature `hyper`; remembers readiness) and
+//! `smol-hyper`'s `FuturesIo` (async-io's `AsyncRead`, which reads first); tokio's
+//! `TcpStream` with hyper-util's `TokioIo` on tokio. The ratios compare warden with each
+//! peer on the same adapter.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,7 +39,17 @@ const REQUESTS_PER_CONNECTION: usize = 1_000;
 const ROUND_LIMIT: Duration = Duration::from_secs(20);
 const BODY: &[u8] = b"Hello from a keep-alive connection!";
 
+use warden::HyperIo;
 use warden_io_bench::{async_channel_like, async_channel_pair};
+
+/// Which hyper adapter wraps async-io's sockets.
+#[derive(Clone, Copy)]
+enum Adapter {
+    /// `warden::HyperIo` (feature `hyper`).
+    HyperIo,
+    /// `smol_hyper::rt::FuturesIo`.
+    SmolHyper,
+}
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
@@ -91,16 +106,19 @@ where
 
 /// A round on an async-io based runtime (warden or async-executor): the accept loop and
 /// 50 clients spawned with `spawn`; returns the requests completed.
-async fn async_io_round(spawn: Spawn) -> usize {
+async fn async_io_round(spawn: Spawn, adapter: Adapter) -> usize {
     let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
     let addr = listener.get_ref().local_addr().unwrap();
     let accept_spawn = spawn.clone();
     spawn(Box::pin(async move {
         while let Ok((stream, _)) = listener.accept().await {
             stream.get_ref().set_nodelay(true).unwrap();
-            accept_spawn(Box::pin(serve_connection(smol_hyper::rt::FuturesIo::new(
-                stream,
-            ))));
+            match adapter {
+                Adapter::HyperIo => accept_spawn(Box::pin(serve_connection(HyperIo::new(stream)))),
+                Adapter::SmolHyper => accept_spawn(Box::pin(serve_connection(
+                    smol_hyper::rt::FuturesIo::new(stream),
+                ))),
+            }
         }
     }));
     let deadline = Instant::now() + ROUND_LIMIT;
@@ -110,8 +128,14 @@ async fn async_io_round(spawn: Spawn) -> usize {
         spawn(Box::pin(async move {
             let stream = Async::<TcpStream>::connect(addr).await.expect("connect");
             stream.get_ref().set_nodelay(true).unwrap();
-            let io = smol_hyper::rt::FuturesIo::new(stream);
-            tx.send(client_connection(io, spawn2, deadline).await);
+            let done = match adapter {
+                Adapter::HyperIo => client_connection(HyperIo::new(stream), spawn2, deadline).await,
+                Adapter::SmolHyper => {
+                    let io = smol_hyper::rt::FuturesIo::new(stream);
+                    client_connection(io, spawn2, deadline).await
+                }
+            };
+            tx.send(done);
         }));
     }
     rx.sum(CONNECTIONS).await
@@ -149,19 +173,19 @@ async fn tokio_round() -> usize {
     total
 }
 
-fn run_warden() -> (usize, Duration) {
+fn run_warden(adapter: Adapter) -> (usize, Duration) {
     let ex = warden::Builder::new().worker_threads(2).build();
     let spawn: Spawn = Arc::new(|f| warden::spawn(f).detach());
     let start = Instant::now();
     let handle = ex.handle();
     let done = ex.block_on(async move {
         // The round itself runs as a task, on the workers.
-        handle.spawn(async_io_round(spawn)).await.unwrap()
+        handle.spawn(async_io_round(spawn, adapter)).await.unwrap()
     });
     (done, start.elapsed())
 }
 
-fn run_async_executor() -> (usize, Duration) {
+fn run_async_executor(adapter: Adapter) -> (usize, Duration) {
     let ex = Arc::new(async_executor::Executor::new());
     let (stop_tx, stop_rx) = async_channel_pair();
     let threads: Vec<_> = (0..2)
@@ -175,7 +199,7 @@ fn run_async_executor() -> (usize, Duration) {
         Arc::new(move |f| ex.spawn(f).detach())
     };
     let start = Instant::now();
-    let done = async_io::block_on(ex.spawn(async_io_round(spawn)));
+    let done = async_io::block_on(ex.spawn(async_io_round(spawn, adapter)));
     let elapsed = start.elapsed();
     stop_tx.stop();
     for t in threads {
@@ -201,16 +225,30 @@ fn main() {
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
     let only = std::env::args().nth(2);
-    let runs: [(&str, Run); 3] = [
-        ("warden (io)", run_warden),
-        ("async-executor (smol-style)", run_async_executor),
-        ("tokio", run_tokio),
+    let runs: [(&str, Run); 5] = [
+        ("warden (io) HyperIo", || run_warden(Adapter::HyperIo)),
+        ("async-executor HyperIo", || {
+            run_async_executor(Adapter::HyperIo)
+        }),
+        ("tokio TokioIo", run_tokio),
+        ("warden (io) smol-hyper", || run_warden(Adapter::SmolHyper)),
+        ("async-executor smol-hyper", || {
+            run_async_executor(Adapter::SmolHyper)
+        }),
+    ];
+    // What `RUNTIME` names, in `runs`' order.
+    let keys = [
+        "warden",
+        "async-executor",
+        "tokio",
+        "warden-smol-hyper",
+        "async-executor-smol-hyper",
     ];
     if let Some(only) = only {
-        let (name, run) = runs
-            .iter()
-            .find(|(name, _)| name.starts_with(only.as_str()))
-            .expect("RUNTIME: warden, async-executor or tokio");
+        let i = keys.iter().position(|k| *k == only).expect(
+            "RUNTIME: warden, async-executor, tokio, warden-smol-hyper or async-executor-smol-hyper",
+        );
+        let (name, run) = runs[i];
         for round in 0..rounds {
             let (done, elapsed) = run();
             let rate = done as f64 / elapsed.as_secs_f64();
@@ -245,8 +283,18 @@ fn main() {
         println!("  {name:<28} {m:>8.0}");
     }
     println!(
-        "  warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
+        "  HyperIo:    warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
         medians[0] / medians[2],
         medians[0] / medians[1]
+    );
+    println!(
+        "  smol-hyper: warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
+        medians[3] / medians[2],
+        medians[3] / medians[4]
+    );
+    println!(
+        "  HyperIo / smol-hyper: warden {:.2}x, async-executor {:.2}x",
+        medians[0] / medians[3],
+        medians[1] / medians[4]
     );
 }
