@@ -1,14 +1,15 @@
 //! The `hyper` feature: `HyperIo`, hyper's I/O traits for async-io's sockets.
 //!
-//! `cargo test --features hyper --test hyper_io`. On both executors: a hyper HTTP/1 client
+//! `cargo test -p warden-io-bench --test hyper_io`: here, in the member that builds hyper's
+//! client and server anyway, so that warden's own `cargo test` does not. On both executors: a hyper HTTP/1 client
 //! and server on loopback with every body checked (small ones, and bodies large enough
 //! that writes fill the socket and have to wait); EOF after a request; a peer that closes
 //! in the middle of a body, on either side, is an error and not a hang. And, with a socket
 //! that counts its system calls: a read or write that came back short is not tried again
 //! until the reactor reports the socket ready.
 
-#![cfg(all(feature = "hyper", not(loom)))]
-
+// warden's integration-test helpers (hang guards, `rt_test!`), shared rather than copied.
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::future::poll_fn;
