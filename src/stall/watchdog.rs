@@ -173,6 +173,8 @@ impl Drop for Watchdog {
 
 /// The watchdog thread's loop.
 fn watch(watchdog: Weak<Watchdog>, threshold: Duration) {
+    // Here, off every poller's path: it may block for milliseconds, once per process.
+    crate::task::prepare_watchdog();
     let period = (threshold / 4).max(Duration::from_millis(1));
     let mut seen_at = Vec::new();
     loop {

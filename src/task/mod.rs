@@ -67,6 +67,7 @@
 //! future or output that is not `Send`; [`spawn_unchecked`] is `unsafe` for exactly that
 //! reason, and its contract keeps such a task on one thread.
 
+mod asymmetric_fence;
 mod cancel;
 mod cancel_slot;
 pub(crate) mod current;
@@ -98,7 +99,7 @@ pub use timing::PollTiming;
 pub(crate) use cancel::{cancel, cancel_all};
 pub(crate) use header::Header;
 pub(crate) use owner::{OwnerConfig, Placement, TaskOwner};
-pub(crate) use poll_slot::PollSlot;
+pub(crate) use poll_slot::{PollSlot, prepare_watchdog};
 pub(crate) use snapshot::PollClock;
 
 use crate::failure::{BoxError, CancelReason, TaskError};

@@ -13,14 +13,18 @@
 //! lets go of its reference), so the guard sits at completion, once per task, not at every
 //! poll:
 //!
-//! * the watchdog publishes the header it is about to read in [`READING`] (`SeqCst`), then
-//!   loads the slot again (`SeqCst`): only if it still holds the same poll does it read;
-//! * a completing task, after its poll has emptied the slot, runs a `SeqCst` fence and
-//!   then looks at [`READING`]: while its own header is there, it waits.
+//! * the watchdog publishes the header it is about to read in [`READING`] (`SeqCst`), runs
+//!   the heavy side of a store-load barrier pair, then loads the slot again: only if it
+//!   still holds the same poll does it read;
+//! * a completing task, after its poll has emptied the slot, runs the light side of the
+//!   pair and then looks at [`READING`]: while its own header is there, it waits.
 //!
 //! Either the watchdog's second look sees the emptied slot (and reads nothing), or the
-//! completing task sees its header published (and waits for the read to end): the fence
-//! and the two `SeqCst` operations cannot all miss each other. That holds when the task
+//! completing task sees its header published (and waits for the read to end): the two
+//! barriers cannot both miss. The pair is two `SeqCst` fences, or, where Linux's
+//! `membarrier` is available, a compiler fence on the completing side and a barrier the
+//! kernel runs on every thread on the watchdog's (`asymmetric_fence.rs`): the cost moves
+//! from every completing task to the rare read. That holds when the task
 //! completes on another thread than the poll that blocked, too, since the poll's store
 //! happens before that thread's fence. One watchdog reads at a time, process-wide
 //! ([`READER`]), so one word is enough.
@@ -34,7 +38,7 @@ use crate::loom::{Mutex, Ordering};
 use std::sync::atomic::AtomicPtr;
 use std::time::{Duration, Instant};
 
-use super::{Header, TaskInfo};
+use super::{Header, TaskInfo, asymmetric_fence};
 
 /// The watchdog has seen this poll (and noted when).
 const SEEN: usize = 1;
@@ -50,11 +54,17 @@ static READING: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
 /// Held by the watchdog that publishes in [`READING`]: one reader at a time.
 static READER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Readies the barrier pair of the guard (module doc) for this process. The watchdog
+/// thread calls it as it starts: it may block for milliseconds, once per process.
+pub(crate) fn prepare_watchdog() {
+    let _asymmetric = asymmetric_fence::prepare();
+}
+
 /// Called by a task as it completes, before its completing thread lets go of it, when a
 /// watchdog may read its header: waits while a watchdog reads it (module doc).
 #[inline]
 pub(crate) fn wait_unread(header: &Header) {
-    std::sync::atomic::fence(Ordering::SeqCst);
+    asymmetric_fence::light();
     while READING.load(Ordering::SeqCst) == as_ptr(header) {
         std::thread::yield_now();
     }
@@ -181,9 +191,11 @@ impl PollSlot {
         let task = {
             let _reader = READER.lock().unwrap_or_else(|e| e.into_inner());
             READING.store(header, Ordering::SeqCst);
-            let task = if self.current.load(Ordering::SeqCst) == current {
+            let fenced = asymmetric_fence::heavy();
+            let task = if fenced && self.current.load(Ordering::SeqCst) == current {
                 // SAFETY: the slot still holds this poll after `READING` was published
-                // (both `SeqCst`), so the task had not completed when the slot was read:
+                // (and the barrier pair ran), so the task had not completed when the slot
+                // was read:
                 // its poll empties the slot before the task can complete, and completing
                 // runs `wait_unread`, which waits while `READING` holds this header. The
                 // block cannot be freed before the task completes and its completing
