@@ -226,11 +226,11 @@ where
             }
             match op(self.io.get_ref()) {
                 Ok(n) => {
-                    // `Read` is a safe trait: a wrong count must panic here, not reach
-                    // `advance` below.
+                    // hyper trusts the count to advance its own buffers: a `write` that
+                    // claims more than it was given is a bug in `T`, stopped here.
                     assert!(
                         n <= offered,
-                        "`read` returned more bytes than it was offered"
+                        "`write` reported more bytes than it was offered"
                     );
                     if n < offered {
                         // The send queue took less than offered: it is full.
