@@ -14,12 +14,18 @@
 //!
 //! A registration that moves the nearest deadline earlier notifies the driver.
 //!
+//! With the `io` feature, a [`Sleep`] on an executor with a real clock is none of those: it
+//! is an `async_io::Timer`, fired by async-io's reactor, which the executor's idle threads
+//! are waiting in anyway (module `park`). The reactor waits with the nearest deadline as its
+//! timeout, so the thread that wakes at the deadline is the one that runs the task, where
+//! the pool's timer thread would wake first and then wake a worker.
+//!
 //! An executor built with [`Builder::manual_clock`](crate::Builder::manual_clock) reads
 //! "now" from its [`ManualClock`] instead of `Instant::now()` (see `src/clock.rs`): the
 //! timers fire when the clock is advanced, and the drivers park until woken, never until a
 //! deadline.
 
-use crate::loom::{Arc, AtomicU64, Mutex, MutexGuard, OnceLock, Ordering};
+use crate::loom::{Arc, AtomicU64, AtomicUsize, Mutex, MutexGuard, OnceLock, Ordering};
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt;
@@ -43,6 +49,9 @@ pub(crate) struct Timers {
     notify: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Set once, by an executor built with `Builder::manual_clock`: where "now" comes from.
     clock: OnceLock<ManualClock>,
+    /// With the `io` feature: how many sleeps wait on async-io's reactor instead of in
+    /// `entries` (module doc), counted by [`len`](Self::len) all the same.
+    reactor_sleeps: AtomicUsize,
 }
 
 /// The registered timers, by deadline.
@@ -55,6 +64,7 @@ impl Timers {
             seq: AtomicU64::new(0),
             notify: OnceLock::new(),
             clock: OnceLock::new(),
+            reactor_sleeps: AtomicUsize::new(0),
         }
     }
 
@@ -147,9 +157,9 @@ impl Timers {
         }
     }
 
-    /// How many timers are registered.
+    /// How many timers are registered (in the queue, or waiting on the reactor).
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().len() + self.reactor_sleeps.load(Ordering::Acquire)
     }
 
     /// Empties the queue when its executor is dropped, after which nothing fires it: the
@@ -219,6 +229,11 @@ pub struct Sleep {
     /// (until then, `deadline` is measured from the real clock).
     relative: Option<Duration>,
     registered: Option<(Handle, Key)>,
+    /// With the `io` feature, on an executor with a real clock: async-io's timer, in place
+    /// of an entry in the executor's timers (module doc). Set at the first poll.
+    /// (The handle is there to count it in its executor's `timer_count`.)
+    #[cfg(all(feature = "io", not(loom)))]
+    reactor_timer: Option<(Handle, async_io::Timer)>,
     /// Where the caller created it: a misuse found at the first poll names that line.
     created_at: &'static std::panic::Location<'static>,
 }
@@ -263,6 +278,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         deadline,
         relative: None,
         registered: None,
+        #[cfg(all(feature = "io", not(loom)))]
+        reactor_timer: None,
         created_at: std::panic::Location::caller(),
     }
 }
@@ -282,6 +299,15 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        #[cfg(all(feature = "io", not(loom)))]
+        if let Some((_, timer)) = &mut self.reactor_timer {
+            let fired = Pin::new(timer).poll(cx).is_ready();
+            if fired {
+                self.leave_reactor();
+                return Poll::Ready(());
+            }
+            return Poll::Pending;
+        }
         let now = match &self.registered {
             Some((handle, _)) => handle.timers().now(),
             None => {
@@ -311,6 +337,15 @@ impl Future for Sleep {
                 let Some(handle) = context::current() else {
                     polled_outside_an_executor(self.created_at)
                 };
+                #[cfg(all(feature = "io", not(loom)))]
+                if handle.timers().manual_clock().is_none() {
+                    handle
+                        .timers()
+                        .reactor_sleeps
+                        .fetch_add(1, Ordering::AcqRel);
+                    self.reactor_timer = Some((handle, async_io::Timer::at(self.deadline)));
+                    return self.poll(cx);
+                }
                 let key = handle.timers().insert(self.deadline, cx.waker().clone());
                 self.registered = Some((handle, key));
             }
@@ -328,8 +363,31 @@ fn polled_outside_an_executor(created_at: &std::panic::Location<'_>) -> ! {
     )
 }
 
+impl Sleep {
+    /// Drops its reactor timer, if any, and stops counting it.
+    fn leave_reactor(&mut self) {
+        #[cfg(all(feature = "io", not(loom)))]
+        if let Some((handle, timer)) = self.reactor_timer.take() {
+            drop(timer);
+            handle
+                .timers()
+                .reactor_sleeps
+                .fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether it waits on async-io's reactor (module doc).
+    fn reactor_registered(&self) -> bool {
+        #[cfg(all(feature = "io", not(loom)))]
+        return self.reactor_timer.is_some();
+        #[cfg(not(all(feature = "io", not(loom))))]
+        false
+    }
+}
+
 impl Drop for Sleep {
     fn drop(&mut self) {
+        self.leave_reactor();
         if let Some((handle, key)) = self.registered.take() {
             handle.timers().remove(key);
         }
@@ -340,7 +398,10 @@ impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
-            .field("registered", &self.registered.is_some())
+            .field(
+                "registered",
+                &(self.registered.is_some() || self.reactor_registered()),
+            )
             .finish()
     }
 }
@@ -435,5 +496,51 @@ impl<F> fmt::Debug for Timeout<F> {
             .field("after", &self.after)
             .field("finished", &self.future.is_none())
             .finish()
+    }
+}
+
+#[cfg(all(test, feature = "io", not(loom)))]
+mod io_tests {
+    use super::*;
+
+    /// Polls `sleep` once, in the current task.
+    async fn poll_once(sleep: &mut Sleep) -> Poll<()> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *sleep).poll(cx))).await
+    }
+
+    #[test]
+    fn with_a_real_clock_a_sleep_waits_in_the_reactor() {
+        let ex = crate::LocalExecutor::new();
+        ex.block_on(async {
+            let start = Instant::now();
+            let mut sleep = sleep(Duration::from_millis(5));
+            assert!(poll_once(&mut sleep).await.is_pending());
+            assert!(sleep.reactor_timer.is_some() && sleep.registered.is_none());
+            assert_eq!(ex.timer_count(), 1, "a reactor sleep still counts");
+            sleep.await;
+            assert!(start.elapsed() >= Duration::from_millis(5));
+            assert_eq!(ex.timer_count(), 0);
+            let mut dropped = super::sleep(Duration::from_secs(3600));
+            assert!(poll_once(&mut dropped).await.is_pending());
+            assert_eq!(ex.timer_count(), 1);
+            drop(dropped);
+            assert_eq!(ex.timer_count(), 0, "a dropped sleep leaves nothing behind");
+        });
+    }
+
+    #[test]
+    fn with_a_manual_clock_a_sleep_stays_in_the_executors_timers() {
+        let ex = crate::Builder::new().manual_clock().build_local();
+        let clock = ex.clock().expect("built with a manual clock");
+        let slept = ex.spawn(async {
+            let mut sleep = sleep(Duration::from_secs(3600));
+            assert!(poll_once(&mut sleep).await.is_pending());
+            assert!(sleep.registered.is_some() && sleep.reactor_timer.is_none());
+            sleep.await;
+        });
+        ex.block_on(crate::yield_now());
+        clock.advance(Duration::from_secs(3600));
+        ex.block_on(slept)
+            .expect("the sleep ends when the clock is advanced");
     }
 }
