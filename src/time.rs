@@ -14,7 +14,8 @@
 //!
 //! A registration that moves the nearest deadline earlier notifies the driver.
 //!
-//! With the `io` feature, a [`Sleep`] on an executor with a real clock is none of those: it
+//! With the `io` feature, a [`Sleep`] on an executor with a real clock (so also a
+//! [`timeout`]; a group's deadline stays an entry here) is none of those: it
 //! is an `async_io::Timer`, fired by async-io's reactor, which the executor's idle threads
 //! are waiting in anyway (module `park`). The reactor waits with the nearest deadline as its
 //! timeout, so the thread that wakes at the deadline is the one that runs the task, where
