@@ -71,6 +71,22 @@ fn listen() -> (Async<TcpListener>, std::net::SocketAddr) {
     (listener, addr)
 }
 
+/// A server task that serves one connection with [`serve`], and a raw peer connected to
+/// it that has sent `request`.
+async fn raw_peer(
+    half_close: bool,
+    request: &[u8],
+) -> (Async<TcpStream>, warden::JoinHandle<hyper::Result<()>>) {
+    let (listener, addr) = listen();
+    let server = warden::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        serve(stream, half_close).await
+    });
+    let mut peer = Async::<TcpStream>::connect(addr).await.unwrap();
+    peer.write_all(request).await.unwrap();
+    (peer, server)
+}
+
 rt_test! {
     /// Every request of every keep-alive connection gets its own body back, reversed, and
     /// the server's connections end cleanly when the clients go.
@@ -132,15 +148,8 @@ rt_test! {
         hang_guard("EOF", move || {
             let rt = flavor.rt();
             rt.block_on(async {
-                let (listener, addr) = listen();
-                let server = warden::spawn(async move {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    serve(stream, true).await
-                });
-                let mut peer = Async::<TcpStream>::connect(addr).await.unwrap();
-                peer.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc")
-                    .await
-                    .unwrap();
+                let request = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc";
+                let (mut peer, server) = raw_peer(true, request).await;
                 peer.get_ref().shutdown(Shutdown::Write).unwrap();
                 server.await.unwrap().expect("a clean end after EOF");
                 let mut response = Vec::new();
@@ -158,15 +167,8 @@ rt_test! {
         hang_guard("client closing mid-body", move || {
             let rt = flavor.rt();
             rt.block_on(async {
-                let (listener, addr) = listen();
-                let server = warden::spawn(async move {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    serve(stream, false).await
-                });
-                let mut peer = Async::<TcpStream>::connect(addr).await.unwrap();
-                peer.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789")
-                    .await
-                    .unwrap();
+                let request = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789";
+                let (peer, server) = raw_peer(false, request).await;
                 drop(peer);
                 let result = server.await.unwrap();
                 assert!(result.is_err(), "the server took a cut-off body: {result:?}");
