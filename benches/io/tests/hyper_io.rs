@@ -222,10 +222,7 @@ rt_test! {
     fn a_short_read_waits_for_readiness(flavor) {
         hang_guard("short read", move || {
             let rt = flavor.rt();
-            let (ours, peer) = UnixStream::pair().unwrap();
-            let counted = Counted::new(ours);
-            let calls = counted.calls();
-            let mut io = HyperIo::new(Async::new(counted).unwrap());
+            let (mut io, calls, peer) = counted_pair();
             let mut noop = Context::from_waker(Waker::noop());
 
             (&peer).write_all(b"hello").unwrap();
@@ -252,10 +249,7 @@ rt_test! {
     fn a_short_write_waits_for_readiness(flavor) {
         hang_guard("short write", move || {
             let rt = flavor.rt();
-            let (ours, peer) = UnixStream::pair().unwrap();
-            let counted = Counted::new(ours);
-            let calls = counted.calls();
-            let mut io = HyperIo::new(Async::new(counted).unwrap());
+            let (mut io, calls, peer) = counted_pair();
             let mut noop = Context::from_waker(Waker::noop());
             let chunk: Vec<u8> = (0..64 * 1024).map(|k| (k % 251) as u8).collect();
 
@@ -350,6 +344,15 @@ impl Counted {
     fn calls(&self) -> Calls {
         self.calls.clone()
     }
+}
+
+/// One end of a socket pair that counts its system calls, wrapped in `HyperIo`; its
+/// counts; the other end.
+fn counted_pair() -> (HyperIo<Counted>, Calls, UnixStream) {
+    let (ours, peer) = UnixStream::pair().unwrap();
+    let counted = Counted::new(ours);
+    let calls = counted.calls();
+    (HyperIo::new(Async::new(counted).unwrap()), calls, peer)
 }
 
 impl AsFd for Counted {
