@@ -13,10 +13,7 @@
 //! and the median round counts. This is the shape of `examples/echo_server.rs`'s client
 //! mode, without its task groups (which the peers do not have).
 
-use std::future::Future;
 use std::net::{TcpListener, TcpStream};
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::Async;
@@ -28,12 +25,9 @@ const MESSAGES_PER_CONNECTION: usize = 2_000;
 const MESSAGE: usize = 64;
 const ROUND_LIMIT: Duration = Duration::from_secs(20);
 
-use warden_io_bench::{async_channel_like, async_channel_pair};
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
-/// One round on one runtime: (items done, elapsed).
-type Run = fn() -> (usize, Duration);
+use warden_io_bench::{
+    Run, Spawn, async_channel_like, on_async_executor, on_tokio, on_warden, take_turns,
+};
 
 /// The message a client sends `i`th.
 fn message(i: usize) -> [u8; MESSAGE] {
@@ -125,84 +119,20 @@ async fn tokio_round() -> usize {
     total
 }
 
-fn run_warden() -> (usize, Duration) {
-    let ex = warden::Builder::new().worker_threads(2).build();
-    let spawn: Spawn = Arc::new(|f| warden::spawn(f).detach());
-    let start = Instant::now();
-    let handle = ex.handle();
-    let done = ex.block_on(async move { handle.spawn(async_io_round(spawn)).await.unwrap() });
-    (done, start.elapsed())
-}
-
-fn run_async_executor() -> (usize, Duration) {
-    let ex = Arc::new(async_executor::Executor::new());
-    let (stop_tx, stop_rx) = async_channel_pair();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
-            std::thread::spawn(move || async_io::block_on(ex.run(stop_rx.wait())))
-        })
-        .collect();
-    let spawn: Spawn = {
-        let ex = ex.clone();
-        Arc::new(move |f| ex.spawn(f).detach())
-    };
-    let start = Instant::now();
-    let done = async_io::block_on(ex.spawn(async_io_round(spawn)));
-    let elapsed = start.elapsed();
-    stop_tx.stop();
-    for t in threads {
-        t.join().unwrap();
-    }
-    (done, elapsed)
-}
-
-fn run_tokio() -> (usize, Duration) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_io()
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    let done = rt.block_on(async { tokio::spawn(tokio_round()).await.unwrap() });
-    (done, start.elapsed())
-}
-
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
     let runs: [(&str, Run); 3] = [
-        ("warden (io)", run_warden),
-        ("async-executor (smol-style)", run_async_executor),
-        ("tokio", run_tokio),
+        ("warden (io)", Box::new(|| on_warden(async_io_round))),
+        (
+            "async-executor (smol-style)",
+            Box::new(|| on_async_executor(async_io_round)),
+        ),
+        ("tokio", Box::new(|| on_tokio(tokio_round))),
     ];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
-    for round in 0..rounds {
-        for (i, (name, run)) in runs.iter().enumerate() {
-            let (done, elapsed) = run();
-            let rate = done as f64 / elapsed.as_secs_f64();
-            println!(
-                "round {}: {name:<28} {done:>6} echoes in {:>6.3} s = {:>8.0} msg/s",
-                round + 1,
-                elapsed.as_secs_f64(),
-                rate
-            );
-            rates[i].push(rate);
-        }
-    }
-    let medians: Vec<f64> = rates
-        .iter_mut()
-        .map(|v| {
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v[v.len() / 2]
-        })
-        .collect();
-    println!("median messages/s over {rounds} rounds (2 worker threads each, 50 connections):");
-    for ((name, _), m) in runs.iter().zip(&medians) {
-        println!("  {name:<28} {m:>8.0}");
-    }
+    let medians = take_turns(rounds, &runs, "echoes", "messages/s");
     println!(
         "  warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
         medians[0] / medians[2],

@@ -23,9 +23,7 @@
 //! peer on the same adapter.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +38,9 @@ const ROUND_LIMIT: Duration = Duration::from_secs(20);
 const BODY: &[u8] = b"Hello from a keep-alive connection!";
 
 use warden::HyperIo;
-use warden_io_bench::{async_channel_like, async_channel_pair};
+use warden_io_bench::{
+    Run, Spawn, async_channel_like, on_async_executor, on_tokio, on_warden, take_turns,
+};
 
 /// Which hyper adapter wraps async-io's sockets.
 #[derive(Clone, Copy)]
@@ -50,11 +50,6 @@ enum Adapter {
     /// `smol_hyper::rt::FuturesIo`.
     SmolHyper,
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Spawn = Arc<dyn Fn(BoxFuture) + Send + Sync>;
-/// One round on one runtime: (items done, elapsed).
-type Run = fn() -> (usize, Duration);
 
 /// Serves one connection: every request gets `BODY`.
 async fn serve_connection<T>(io: T)
@@ -173,68 +168,31 @@ async fn tokio_round() -> usize {
     total
 }
 
-fn run_warden(adapter: Adapter) -> (usize, Duration) {
-    let ex = warden::Builder::new().worker_threads(2).build();
-    let spawn: Spawn = Arc::new(|f| warden::spawn(f).detach());
-    let start = Instant::now();
-    let handle = ex.handle();
-    let done = ex.block_on(async move {
-        // The round itself runs as a task, on the workers.
-        handle.spawn(async_io_round(spawn, adapter)).await.unwrap()
-    });
-    (done, start.elapsed())
-}
-
-fn run_async_executor(adapter: Adapter) -> (usize, Duration) {
-    let ex = Arc::new(async_executor::Executor::new());
-    let (stop_tx, stop_rx) = async_channel_pair();
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (ex, stop_rx) = (ex.clone(), stop_rx.clone());
-            std::thread::spawn(move || async_io::block_on(ex.run(stop_rx.wait())))
-        })
-        .collect();
-    let spawn: Spawn = {
-        let ex = ex.clone();
-        Arc::new(move |f| ex.spawn(f).detach())
-    };
-    let start = Instant::now();
-    let done = async_io::block_on(ex.spawn(async_io_round(spawn, adapter)));
-    let elapsed = start.elapsed();
-    stop_tx.stop();
-    for t in threads {
-        t.join().unwrap();
-    }
-    (done, elapsed)
-}
-
-fn run_tokio() -> (usize, Duration) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_io()
-        .build()
-        .unwrap();
-    let start = Instant::now();
-    let done = rt.block_on(async { tokio::spawn(tokio_round()).await.unwrap() });
-    (done, start.elapsed())
-}
-
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse().expect("ROUNDS must be a number"))
         .unwrap_or(3);
     let only = std::env::args().nth(2);
+    let on_async_io = |adapter: Adapter| move |spawn| async_io_round(spawn, adapter);
     let runs: [(&str, Run); 5] = [
-        ("warden (io) HyperIo", || run_warden(Adapter::HyperIo)),
-        ("async-executor HyperIo", || {
-            run_async_executor(Adapter::HyperIo)
-        }),
-        ("tokio TokioIo", run_tokio),
-        ("warden (io) smol-hyper", || run_warden(Adapter::SmolHyper)),
-        ("async-executor smol-hyper", || {
-            run_async_executor(Adapter::SmolHyper)
-        }),
+        (
+            "warden (io) HyperIo",
+            Box::new(move || on_warden(on_async_io(Adapter::HyperIo))),
+        ),
+        (
+            "async-executor HyperIo",
+            Box::new(move || on_async_executor(on_async_io(Adapter::HyperIo))),
+        ),
+        ("tokio TokioIo", Box::new(|| on_tokio(tokio_round))),
+        (
+            "warden (io) smol-hyper",
+            Box::new(move || on_warden(on_async_io(Adapter::SmolHyper))),
+        ),
+        (
+            "async-executor smol-hyper",
+            Box::new(move || on_async_executor(on_async_io(Adapter::SmolHyper))),
+        ),
     ];
     // What `RUNTIME` names, in `runs`' order.
     let keys = [
@@ -248,7 +206,7 @@ fn main() {
         let i = keys.iter().position(|k| *k == only).expect(
             "RUNTIME: warden, async-executor, tokio, warden-smol-hyper or async-executor-smol-hyper",
         );
-        let (name, run) = runs[i];
+        let (name, run) = &runs[i];
         for round in 0..rounds {
             let (done, elapsed) = run();
             let rate = done as f64 / elapsed.as_secs_f64();
@@ -259,29 +217,7 @@ fn main() {
         }
         return;
     }
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); runs.len()];
-    for round in 0..rounds {
-        for (i, (name, run)) in runs.iter().enumerate() {
-            let (done, elapsed) = run();
-            let rate = done as f64 / elapsed.as_secs_f64();
-            println!(
-                "round {}: {name:<28} {done:>6} requests in {:>6.3} s = {:>8.0} req/s",
-                round + 1,
-                elapsed.as_secs_f64(),
-                rate
-            );
-            rates[i].push(rate);
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let medians: Vec<f64> = rates.iter_mut().map(median).collect();
-    println!("median req/s over {rounds} rounds (2 worker threads each, 50 connections):");
-    for ((name, _), m) in runs.iter().zip(&medians) {
-        println!("  {name:<28} {m:>8.0}");
-    }
+    let medians = take_turns(rounds, &runs, "requests", "req/s");
     println!(
         "  HyperIo:    warden / tokio = {:.2}x, warden / async-executor = {:.2}x",
         medians[0] / medians[2],
