@@ -81,9 +81,6 @@ impl<T> Exit<T> {
     }
 }
 
-/// A panic's payload.
-type Payload = Box<dyn std::any::Any + Send>;
-
 /// What one poll did (see `Task::poll_once`).
 enum Polled<O> {
     /// The future is still there, waiting.
@@ -91,9 +88,9 @@ enum Polled<O> {
     /// The future returned this output and has been dropped.
     Ready(O),
     /// The future returned this output, then its destructor panicked.
-    DropPanicked(O, Box<Payload>),
+    DropPanicked(O, Box<dyn std::any::Any + Send>),
     /// The poll panicked; the future is still there, to be dropped.
-    Panicked(Box<Payload>),
+    Panicked(Box<dyn std::any::Any + Send>),
 }
 
 /// The task's exit once dropping its future panicked: that panic is the failure if the
@@ -178,13 +175,13 @@ where
             }
             Polled::DropPanicked(output, payload) => {
                 let exit = self.exit_for(output);
-                let drop_panic = TaskError::from_panic(self.header.info.clone(), *payload);
+                let drop_panic = TaskError::from_panic(self.header.info.clone(), payload);
                 let exit = after_drop_panic(exit, drop_panic, &self.header.info);
                 self.finish(exit);
                 None
             }
             Polled::Panicked(payload) => {
-                let failure = TaskError::from_panic(self.header.info.clone(), *payload);
+                let failure = TaskError::from_panic(self.header.info.clone(), payload);
                 self.drop_then_finish(Exit::Failed(failure));
                 None
             }
@@ -278,9 +275,9 @@ where
             Ok(Poll::Pending) => Polled::Pending,
             Ok(Poll::Ready(output)) => match drop_panic {
                 None => Polled::Ready(output),
-                Some(payload) => Polled::DropPanicked(output, Box::new(payload)),
+                Some(payload) => Polled::DropPanicked(output, payload),
             },
-            Err(payload) => Polled::Panicked(Box::new(payload)),
+            Err(payload) => Polled::Panicked(payload),
         }
     }
 
