@@ -540,6 +540,14 @@ rt_test! {
             clock.advance(Duration::from_secs(30));
             let joined = group.join().await;
             wait_until("both children to end", || s.trace.events().len() == 4).await;
+            // A child's trace event comes from its future's destructor; its exit is
+            // recorded after that, when its task finishes (on a pool, maybe on another
+            // worker, later).
+            wait_until("both children's exits", || {
+                let exits = s.exits.events();
+                ["g1: ", "g2: "].iter().all(|c| exits.iter().any(|e| e.starts_with(c)))
+            })
+            .await;
             joined
         });
         let err = joined.unwrap_err();
